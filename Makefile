@@ -1,0 +1,34 @@
+# Two commands on a fresh Linux machine with Python 3.10+:
+#   make lab    create .venv when missing, install labkit, run the whole lab
+#   make test   the same install, then the whole test suite
+# Data: $LABKIT_DATA when set (made absolute here), else data/ (downloaded on first use).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.labkit-installed
+
+# nbgrader runs `alembic` by name: the environment's bin/ must be on PATH.
+export PATH := $(BIN):$(PATH)
+ifdef LABKIT_DATA
+export LABKIT_DATA := $(abspath $(LABKIT_DATA))
+endif
+
+.PHONY: lab test install clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[all]"
+	@touch $@
+
+lab: $(STAMP)
+	$(BIN)/labkit data
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

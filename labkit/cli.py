@@ -1,0 +1,74 @@
+"""The ``labkit`` command.
+
+    labkit data       load MNIST (verifying and caching it) and print a summary
+    labkit lab        run the whole lab headless and write a report      (labkit/lab.py)
+    labkit release    generate the student notebooks from solutions/      (labkit/release.py)
+    labkit autograde  grade a class's submissions with nbgrader          (labkit/grading.py)
+
+A command module raises an exception; main() turns the kit's own errors
+(MNIST missing, nbgrader failing, a bad option) into one line and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+# Each of these modules adds its own subcommands with `register(subparsers)`.
+COMMAND_MODULES = ("labkit.lab", "labkit.release", "labkit.grading")
+
+
+def _cmd_data(args) -> int:
+    from labkit.data import data_dir, load_mnist
+
+    print(f"MNIST folder: {data_dir(args.data_dir) / 'MNIST' / 'raw'}")
+    for split in ("train", "test"):
+        t0 = time.perf_counter()
+        x, y = load_mnist(split, root=args.data_dir, download=not args.no_download)
+        dt = time.perf_counter() - t0
+        counts = " ".join(f"{d}:{c}" for d, c in enumerate(y.bincount(minlength=10).tolist()))
+        print(
+            f"{split:5s}: images {tuple(x.shape)} {str(x.dtype).replace('torch.', '')} "
+            f"in [{x.min().item():.0f}, {x.max().item():.0f}], labels per digit {counts} ({dt:.2f} s)"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labkit",
+        description="Course kit for the lab 'Unsupervised learning with variational autoencoders'.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("data", help="load MNIST (verify, cache) and print a summary")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding MNIST/raw (default: $LABKIT_DATA, else data/)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the files are missing")
+    p.set_defaults(func=_cmd_data)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # a missing dependency inside it is a real error
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from labkit.data import MNISTError
+    from labkit.nbgrader_runner import NbgraderError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (MNISTError, NbgraderError, ValueError) as e:
+        print(f"labkit: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
