@@ -1,6 +1,7 @@
 # Two commands on a fresh Linux machine with Python 3.10+:
 #   make lab    create .venv when missing, install labkit, run the whole lab
 #   make test   the same install, then the whole test suite
+#   make release  regenerate the student notebooks (notebooks/) from solutions/ with nbgrader
 # Data: $LABKIT_DATA when set (made absolute here), else data/ (downloaded on first use).
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ ifdef LABKIT_DATA
 export LABKIT_DATA := $(abspath $(LABKIT_DATA))
 endif
 
-.PHONY: lab test install clean-venv
+.PHONY: lab test release install clean-venv
 
 install: $(STAMP)
 
@@ -29,6 +30,9 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+release: $(STAMP)
+	$(BIN)/labkit release
 
 clean-venv:
 	rm -rf $(VENV)

@@ -29,3 +29,8 @@ def mnist_train(mnist_root):
     from labkit.data import load_mnist
 
     return load_mnist("train", root=mnist_root, download=False)
+
+
+# tests/fixtures/ holds tiny nbgrader courses for the grading tests; its
+# notebooks are data, not tests (their student versions fail by design).
+collect_ignore = ["fixtures"]
