@@ -1,0 +1,376 @@
+"""Confine the Jupyter kernel that runs a student's notebook while labkit autogrades.
+
+Each student's throwaway grading course gets its own kernelspec,
+``labkit-sandbox`` (nbgrader selects it with ``c.Execute.kernel_name``), whose
+command is this module::
+
+    python -m labkit.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]
+
+This wrapper runs *outside* the sandbox, as the instructor. It
+
+1. makes a fresh folder ``<scratch>/k-XXXX/`` for the kernel: ``work/`` is
+   its working folder and home, the only place it may write (with its socket
+   folder, below);
+2. starts ``python -m ipykernel_launcher`` in a clean environment
+   (``LABKIT_GRADING=1``, ``MPLBACKEND=Agg``, one BLAS thread, no CUDA, none of
+   the instructor's variables) under resource limits: ``RLIMIT_AS`` (address
+   space: memory), ``RLIMIT_CPU`` (processor seconds, SIGXCPU then SIGKILL),
+   ``RLIMIT_FSIZE`` (largest file), no core files;
+3. kills the kernel after a wall-clock limit, waits for it, appends one
+   JSON line on how it ended to the student's kernel record (labkit reads it
+   to say *why* a notebook could not be graded), removes the folder and
+   exits with the kernel's status.
+
+The kernel talks to nbgrader over Unix sockets (ZMQ's ``ipc`` transport) in
+a per-student folder, never over the network. Two modes (:func:`choose_mode`):
+
+``bwrap``  the kernel runs in a bubblewrap sandbox (``bwrap``: user, PID, IPC,
+           UTS and network namespaces; shown as user ``nobody``, with no
+           capabilities, unable to create namespaces of its own). Its file
+           system holds only the system folders (``/usr``, ``/etc``, ...), the
+           Python environment, the ``labkit`` package and the MNIST folders,
+           all read-only, a small private ``/tmp``, and its own folders,
+           writable. The solutions, the checkout around ``labkit/``, the
+           gradebooks, the course folders, the submissions, the other
+           students and the output folder do not exist in there. No network.
+``basic``  where bubblewrap is missing or cannot create namespaces: the limits
+           and the throwaway folder; when labkit runs as root and ``nobody``
+           can run the Python environment, the kernel runs as ``nobody`` and
+           the grading folders are unreadable to it. It can read whatever its
+           user can read on this machine and reach the network.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KERNEL_NAME = "labkit-sandbox"
+MODES = ("bwrap", "basic")
+TMPFS_BYTES = 256 << 20  # size of the kernel's /tmp and /dev/shm in bwrap mode
+# System folders a kernel reads (those that exist), read-only, at the same place.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+SANDBOX_UID = 65534  # who the kernel appears to be inside bwrap (nobody)
+
+
+# --------------------------------------------------------------------------- what this machine offers
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def probe_bwrap() -> str | None:
+    """None when bubblewrap can create the namespaces labkit asks for here, else why not."""
+    exe = bwrap_path()
+    if exe is None:
+        return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    argv = [exe, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--unshare-pid",
+            "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+            "--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+            "--disable-userns", "--", "/bin/true"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bwrap could not run: {e}"
+    if proc.returncode != 0:
+        return f"bwrap cannot create namespaces here: {(proc.stderr or proc.stdout).strip() or proc.returncode}"
+    return None
+
+
+def nobody_ids() -> tuple[int, int] | None:
+    """(uid, gid) of ``nobody`` when this process runs as root, else None."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def choose_mode(requested: str = "auto") -> tuple[str, str | None]:
+    """(mode, why bwrap is not used or None) for ``requested`` in auto, bwrap, basic.
+
+    ``auto`` takes ``bwrap`` when it works here, else ``basic``; asking for
+    ``bwrap`` where it does not work is an error (ValueError).
+    """
+    if requested not in ("auto", *MODES):
+        raise ValueError(f"unknown sandbox {requested!r}: choose auto, bwrap or basic")
+    if requested == "basic":
+        return "basic", "--sandbox basic"
+    problem = probe_bwrap()
+    if problem is None:
+        return "bwrap", None
+    if requested == "bwrap":
+        raise ValueError(f"--sandbox bwrap: {problem}")
+    return "basic", problem
+
+
+def describe(config: dict, why_not_bwrap: str | None = None) -> str:
+    """One line saying what the kernels' sandbox isolates."""
+    if config["mode"] == "bwrap":
+        return ("bubblewrap sandbox: no network; system, Python and labkit read-only; solutions, gradebooks, "
+                "submissions and other students invisible; only the kernel's own folder writable")
+    because = f" ({why_not_bwrap})" if why_not_bwrap else ""  # why bwrap, or nobody, is not used
+    if config.get("user"):
+        return (f"basic{because}: limits, kernel runs as nobody (grading folders unreadable to it); it can read "
+                "whatever is world-readable here, the checkout's solutions/ included, and reach the network")
+    return (f"basic{because}: limits only; student code runs as you and can read your files, the solutions "
+            "and the gradebooks: install bubblewrap (see docs/instructors.md)")
+
+
+# --------------------------------------------------------------------------- set-up (grading side)
+
+
+def python_dirs() -> list[str]:
+    """Folders the kernel's Python needs, read-only: its prefixes, its import path and labkit's
+    package (never the checkout around it, which holds solutions/ and .git)."""
+    import labkit
+
+    proc = subprocess.run([sys.executable, "-s", "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
+                          capture_output=True, text=True, cwd="/", timeout=120)
+    entries = json.loads(proc.stdout) if proc.returncode == 0 else list(sys.path)
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    dirs.update(os.path.abspath(e) for e in entries if e and os.path.isdir(e))
+    package = Path(labkit.__file__).resolve().parent
+    dirs.add(str(package))
+    dirs.discard(str(package.parent))
+    return sorted(dirs)
+
+
+def make_config(*, mode: str, scratch: str | os.PathLike, ipc_dir: str | os.PathLike, record: str | os.PathLike,
+                memory_mb: int, cpu_seconds: int, wall_seconds: int, threads: int, env: dict[str, str],
+                readable: list[str], hidden: list[str], user: tuple[int, int] | None) -> dict:
+    """The wrapper's configuration for the kernels of one student (see :func:`launch`).
+
+    ``scratch``: where per-kernel folders go; ``ipc_dir``: the folder for the
+    kernel's sockets; ``record``: the file that gets one JSON line per kernel
+    on how it ended; ``readable``: folders the kernel reads besides the
+    system's (bwrap); ``hidden``: paths to cover should they lie inside
+    something readable (bwrap); ``user``: (uid, gid) to run the kernel as
+    (basic mode as root), else None.
+    """
+    return {
+        "mode": mode,
+        "scratch": str(scratch),
+        "ipc_dir": str(ipc_dir),
+        "record": str(record),
+        "memory_bytes": int(memory_mb) << 20,
+        "cpu_seconds": int(cpu_seconds),
+        "wall_seconds": int(wall_seconds),
+        "file_bytes": max(int(memory_mb), 256) << 20,
+        "threads": int(threads),
+        "env": dict(env),
+        "readable": sorted(set(readable)),
+        "hidden": sorted(set(hidden)),
+        "user": list(user) if user else None,
+    }
+
+
+def write_config(course_dir: str | os.PathLike, config: dict) -> Path:
+    """``<course>/sandbox.json`` and the kernelspec ``<course>/jupyter/kernels/labkit-sandbox``
+    (run nbgrader with ``JUPYTER_PATH=<course>/jupyter``). Returns the config file."""
+    course = Path(course_dir)
+    path = course / "sandbox.json"
+    path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    spec_dir = course / "jupyter" / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "labkit.sandbox", "kernel", str(path.resolve()), "-f", "{connection_file}"],
+        "display_name": "Python 3 (labkit grading sandbox)",
+        "language": "python",
+        # interrupts travel as messages on the control channel: no signal has to cross the sandbox
+        "interrupt_mode": "message",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    return path
+
+
+def hand_over(path: str | os.PathLike, config: dict, mode: int = 0o700) -> None:
+    """Make ``path`` belong to the kernel's user (basic mode as root); else leave it to us."""
+    if config.get("user"):
+        os.chown(path, *config["user"])
+    os.chmod(path, mode)
+
+
+# --------------------------------------------------------------------------- the wrapper (kernel side)
+
+
+def _kernel_env(config: dict, work: Path) -> dict[str, str]:
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(work),
+        "TMPDIR": "/tmp" if config["mode"] == "bwrap" else str(work / ".tmp"),
+        "LANG": "C.UTF-8",
+        "LABKIT_GRADING": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(work / ".matplotlib"),
+        "IPYTHONDIR": str(work / ".ipython"),
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(config["threads"])
+    env.update(config["env"])
+    return env
+
+
+def _under(path: str, folders) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _bwrap_argv(config: dict, writable: list[Path], work: Path, cmd: list[str], env: dict[str, str]) -> list[str]:
+    argv = [bwrap_path() or "bwrap", "--die-with-parent", "--unshare-user", "--uid", str(SANDBOX_UID),
+            "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--unshare-cgroup-try", "--hostname", "grading", "--clearenv"]
+    for key, value in sorted(env.items()):
+        argv += ["--setenv", key, value]
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+             "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
+    exposed = list(SYSTEM_DIRS)
+    for path in config["readable"]:
+        if os.path.exists(path) and not _under(path, SYSTEM_DIRS):
+            argv += ["--ro-bind", path, path]
+            exposed.append(path)
+    for path in config["hidden"]:  # a secret inside something exposed gets covered
+        if _under(path, exposed) and os.path.isdir(path):
+            argv += ["--tmpfs", path]
+        elif _under(path, exposed) and os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
+    for path in writable:
+        argv += ["--bind", str(path), str(path)]
+    return argv + ["--chdir", str(work), "--disable-userns", "--", *cmd]
+
+
+def _limits(config: dict):
+    user = config.get("user")
+
+    def preexec():  # in the child, before exec: drop privileges, then set limits
+        if user:
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
+        cpu = config["cpu_seconds"]
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))  # SIGXCPU, then SIGKILL 5 s later
+        resource.setrlimit(resource.RLIMIT_AS, (config["memory_bytes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (config["file_bytes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return preexec
+
+
+def _kernel_folder(config: dict) -> tuple[Path, Path]:
+    kdir = Path(tempfile.mkdtemp(prefix="k-", dir=config["scratch"]))
+    work = kdir / "work"
+    (work / ".tmp").mkdir(parents=True)
+    for path in (kdir, work, work / ".tmp"):
+        hand_over(path, config)
+    return kdir, work
+
+
+def describe_exit(returncode: int, cpu_seconds: float, config: dict, wall_killed: bool) -> str:
+    """Why a kernel ended, in words, from its exit status (bwrap reports 128 + signal)."""
+    if wall_killed:
+        return f"wall-clock limit ({config['wall_seconds']} s per notebook)"
+    signum = -returncode if returncode < 0 else (returncode - 128 if returncode > 128 else 0)
+    if signum == signal.SIGXCPU or (signum == signal.SIGKILL and cpu_seconds >= config["cpu_seconds"] - 1):
+        return f"CPU time limit ({config['cpu_seconds']} s per notebook)"
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        if signum in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
+            return f"crashed ({name})"
+        return f"killed by {name}"
+    return f"exit status {returncode}"
+
+
+def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
+    """Run one kernel as described in the module docstring; returns its exit status."""
+    config = json.loads(Path(config_path).read_text())
+    kdir, work = _kernel_folder(config)
+    info = json.loads(Path(connection_file).read_text())
+    if info.get("transport") != "ipc" or Path(info["ip"]).parent != Path(config["ipc_dir"]):
+        print(f"labkit.sandbox: the kernel must use ipc sockets in {config['ipc_dir']}", file=sys.stderr)
+        return 2
+    conn = kdir / "connection.json"
+    conn.write_text(json.dumps(info))
+    hand_over(conn, config, 0o400)
+    env = _kernel_env(config, work)
+    cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), *extra]
+    if config["mode"] == "bwrap":
+        cmd = _bwrap_argv(config, [kdir, Path(config["ipc_dir"])], work, cmd, env)
+    # Interrupts reach the kernel as messages; the wrapper ignores SIGINT and passes SIGTERM on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=work, preexec_fn=_limits(config))
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    wall_killed = False
+    try:
+        returncode = proc.wait(timeout=config["wall_seconds"])
+    except subprocess.TimeoutExpired:
+        wall_killed = True
+        proc.kill()
+        returncode = proc.wait()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime
+    line = {"returncode": returncode, "seconds": round(time.monotonic() - start, 1), "cpu_seconds": round(cpu, 1),
+            "ended": describe_exit(returncode, cpu, config, wall_killed)}
+    with open(config["record"], "a") as f:
+        f.write(json.dumps(line) + "\n")
+    shutil.rmtree(kdir, ignore_errors=True)
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def check(config: dict, timeout: float = 180) -> str | None:
+    """Start Python the way a kernel starts (same sandbox, user and limits) and import
+    ipykernel and labkit. None when that works, else the error output."""
+    kdir, work = _kernel_folder(config)
+    try:
+        env = _kernel_env(config, work)
+        cmd = [sys.executable, "-c", "import ipykernel.kernelapp, labkit"]
+        if config["mode"] == "bwrap":
+            cmd = _bwrap_argv(config, [kdir], work, cmd, env)
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, timeout=timeout,
+                                  preexec_fn=_limits(config))
+        except (OSError, subprocess.SubprocessError) as e:
+            return str(e)
+        if proc.returncode != 0:
+            return (proc.stderr or proc.stdout).strip()[-1500:] or f"exit status {proc.returncode}"
+        return None
+    finally:
+        shutil.rmtree(kdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 4 and argv[0] == "kernel" and argv[2] == "-f":
+        return launch(argv[1], argv[3], argv[4:])
+    print("usage: python -m labkit.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

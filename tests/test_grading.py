@@ -1,0 +1,419 @@
+"""`labkit autograde` (labkit/grading.py, labkit/sandbox.py).
+
+Fast tests check the pieces without nbgrader. Then one class of made-up,
+broken submissions of the tiny fixture assignment (tests/fixtures/grading:
+solutions/ and the student versions nbgrader made of them, student/) is graded
+once, and every row of its grades.csv is checked; a second, smaller run checks
+that grading is repeatable byte for byte. The last test grades the real lab
+(solutions/ and notebooks/) for two students, in grading mode.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit import grading, sandbox
+from labkit.grading import Options, match_notebooks, repair_notebook, safe_student_id
+
+FIXTURE = Path(__file__).parent / "fixtures" / "grading"
+SOLUTIONS = FIXTURE / "solutions"
+STUDENT = FIXTURE / "student"
+NOTEBOOKS = ["1_squares", "2_lists"]
+AUTO = {"1_squares": {"test_square": 1, "test_add": 2}, "2_lists": {"test_mean": 2, "test_largest": 1}}
+TIMEOUT = 6  # seconds per cell in the fixture class (its cells take milliseconds)
+# Without a working bubblewrap the class is graded with the basic sandbox, and the isolation test skips.
+NO_BWRAP = sandbox.probe_bwrap()
+SANDBOX = "basic" if NO_BWRAP else "bwrap"
+
+
+def read(kind: str, name: str):
+    return nbformat.read((SOLUTIONS if kind == "solution" else STUDENT) / f"{name}.ipynb", as_version=4)
+
+
+def cell(nb, grade_id: str):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def write(nb, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def load_csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["student"], r["notebook"]): r for r in csv.DictReader(io.StringIO(path.read_text()))}
+
+
+# --------------------------------------------------------------------------- fast: no nbgrader
+
+
+def test_student_ids_from_lms_names():
+    assert safe_student_id("alice") == "alice"
+    assert safe_student_id("Alice Smith_12345_assignsubmission_file_") == "Alice-Smith_12345"
+    assert safe_student_id("bob.zip") == "bob"
+    assert safe_student_id("Zoë O'Neil (2)") == "Zoe-O-Neil-2"
+    assert safe_student_id("../..") == "student"
+
+
+def test_misnamed_notebooks_are_matched_when_unambiguous():
+    expected = ["1_pca", "2_ppca"]
+    chosen, notes, unknown = match_notebooks(["lab/1_PCA (1).ipynb", "2_ppca-Copy1.ipynb", "notes.ipynb"], expected)
+    assert chosen == {"1_pca": "lab/1_PCA (1).ipynb", "2_ppca": "2_ppca-Copy1.ipynb"}
+    assert "graded 'lab/1_PCA (1).ipynb' as 1_pca.ipynb" in notes["1_pca"]
+    assert unknown == ["notes.ipynb"]
+    # an exact name wins, the least nested one; the others are noted
+    chosen, notes, _ = match_notebooks(["a/b/1_pca.ipynb", "1_pca.ipynb", "Copy of 1_pca.ipynb"], expected)
+    assert chosen == {"1_pca": "1_pca.ipynb"}
+    assert notes["1_pca"] == ["also found a/b/1_pca.ipynb (not graded)", "also found Copy of 1_pca.ipynb (not graded)"]
+    # two copies and no original: ambiguous, none graded
+    chosen, notes, _ = match_notebooks(["1_pca (1).ipynb", "1_pca (2).ipynb"], expected)
+    assert chosen == {} and notes["1_pca"][0].startswith("ambiguous")
+
+
+def test_submissions_folder_zip_nesting_and_strays(tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "bob" / "lab" / ".ipynb_checkpoints").mkdir(parents=True)
+    (subs / "bob" / "lab" / "1_squares.ipynb").write_text("{}")
+    (subs / "bob" / "lab" / ".ipynb_checkpoints" / "1_squares-checkpoint.ipynb").write_text("{}")
+    (subs / "bob" / "secret.ipynb").symlink_to(SOLUTIONS / "1_squares.ipynb")  # never followed
+    with zipfile.ZipFile(subs / "Carol Li_7_assignsubmission_file_.zip", "w") as zf:
+        zf.writestr("carol-lab/2_lists.ipynb", "{}")
+        zf.writestr("__MACOSX/carol-lab/._2_lists.ipynb", "x")
+        zf.writestr("../../evil.ipynb", "{}")
+    (subs / "broken.zip").write_bytes(b"not a zip")
+    (subs / "readme.txt").write_text("hello")
+    (subs / "bob.zip").write_bytes((subs / "Carol Li_7_assignsubmission_file_.zip").read_bytes())
+    found = {s.student: s for s in grading.find_submissions(subs)}
+    assert sorted(found) == ["Carol-Li_7", "bob", "bob-2", "broken", "readme.txt"]
+    assert found["bob-2"].source == "bob.zip" and "student id bob-2" in found["bob-2"].notes[0]
+    assert list(found["bob"].files) == ["lab/1_squares.ipynb"]
+    assert sorted(found["Carol-Li_7"].files) == ["carol-lab/2_lists.ipynb", "evil.ipynb"]
+    assert found["broken"].problem.startswith("invalid zip") and not found["broken"].ignored
+    assert found["readme.txt"].ignored
+
+
+@pytest.mark.filterwarnings("ignore:Non-unique cell id")
+def test_repair_restores_deduplicates_and_notes_edits():
+    release = read("student", "1_squares")
+    nb = read("solution", "1_squares")
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("test_square", "why")]
+    fix = nbformat.v4.new_code_cell("def square(x):\n    return x ** 2")  # the student's own extra cell
+    nb.cells.insert(3, fix)
+    cell(nb, "test_add").source = "pass"
+    nb.cells.insert(1, copy.deepcopy(cell(nb, "setup")))
+    repaired, notes, problem = repair_notebook(nbformat.writes(nb).encode(), release)
+    assert problem is None
+    assert "duplicate grade_id setup (the last copy was graded)" in notes
+    assert "edited locked cells test_add (the originals were run)" in notes
+    assert "restored deleted cells test_square, why" in notes
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in repaired.cells]
+    assert ids.count("setup") == 1 and ids.count("test_square") == 1
+    # the restored test runs after the student's own cell, before the next graded cell
+    assert ids.index("test_square") == [c.source for c in repaired.cells].index(fix.source) + 1
+    assert ids.index("test_square") < ids.index("add")
+    assert len({c.id for c in repaired.cells}) == len(repaired.cells)
+    nbformat.validate(repaired)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"", "empty file"),
+    (b"\xff\xfe\x00", "not UTF-8"),
+    (b'{"cells": [', "not JSON"),
+    (b'{"cells": []}', "not a notebook"),
+    (b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "no list of cells"),
+])
+def test_invalid_notebooks_say_why(raw, reason):
+    nb, _, problem = repair_notebook(raw, read("student", "1_squares"))
+    assert nb is None and problem.startswith("invalid notebook") and reason in problem
+
+
+def test_empty_notebook_gets_every_graded_cell_back():
+    raw = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}).encode()
+    nb, notes, problem = repair_notebook(raw, read("student", "2_lists"))
+    assert problem is None and notes == ["restored deleted cells intro, mean, test_mean, largest, test_largest"]
+
+
+def test_sandbox_limits_apply(tmp_path):
+    """The kernel's Python starts under the sandbox; with too little memory it cannot."""
+    mode = SANDBOX
+    (tmp_path / "scratch").mkdir()
+    config = sandbox.make_config(
+        mode=mode, scratch=tmp_path / "scratch", ipc_dir=tmp_path, record=tmp_path / "r.jsonl", memory_mb=4096,
+        cpu_seconds=60, wall_seconds=120, threads=1, env={}, readable=sandbox.python_dirs(),
+        hidden=[str(tmp_path)], user=None)
+    assert sandbox.check(config) is None
+    config["memory_bytes"] = 20 << 20
+    assert sandbox.check(config) is not None
+
+
+# --------------------------------------------------------------------------- a broken class, graded once
+
+SNOOP = '''\
+import os
+found = []
+for top in ("/tmp", "/var/tmp", "/root", "/home", "/work", "/srv", "/opt", "/mnt", {roots}):
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d != "site-packages"]  # nbgrader ships test gradebooks
+        found += [os.path.join(dirpath, f) for f in filenames
+                  if f in ("gradebook.db", "nbgrader_config.py", "sandbox.json", "kernels.jsonl", "grades.csv")
+                  or f.endswith(".ipynb") and ("squares" in f or "lists" in f)]
+d = os.getcwd()
+while d != "/":  # search upward for the course
+    found += [os.path.join(d, f) for f in ("gradebook.db", "source", "submitted", "autograded") if os.path.exists(os.path.join(d, f))]
+    d = os.path.dirname(d)
+for path in ({solution!r}, {other!r}):
+    try:
+        open(path).read(10)
+        found.append("read " + path)
+    except OSError:
+        pass
+for path in ({out!r}, {mine!r}):
+    try:
+        open(path, "w").write("x")
+        found.append("wrote " + path)
+    except OSError:
+        pass
+print(f"SNOOP-RESULT: {{len(found)}} secrets {{found}}")
+
+def square(x):
+    return x * x
+'''
+
+
+def make_class(root: Path) -> Path:
+    """The made-up class: one student per way a submission can go wrong."""
+    subs = root / "submissions"
+    subs.mkdir(parents=True)
+    sol = {n: read("solution", n) for n in NOTEBOOKS}
+    stu = {n: read("student", n) for n in NOTEBOOKS}
+
+    # Alice (a Moodle zip with a top folder): the solutions, one misnamed, plus a stray notebook
+    with zipfile.ZipFile(subs / "Alice Smith_1001_assignsubmission_file_.zip", "w") as zf:
+        zf.writestr("lab-alice/1_squares.ipynb", nbformat.writes(sol["1_squares"]))
+        zf.writestr("lab-alice/2_lists (1).ipynb", nbformat.writes(sol["2_lists"]))
+        zf.writestr("lab-alice/notes.ipynb", nbformat.writes(stu["2_lists"]))
+    # bob (nested folder): the student versions, untouched
+    for n in NOTEBOOKS:
+        write(stu[n], subs / "bob" / "lab" / f"{n}.ipynb")
+    # carol: add() wrong, a test cell and the written answer deleted;
+    # a solution cell duplicated, largest() wrong and its test cell edited to pass
+    nb = copy.deepcopy(sol["1_squares"])
+    cell(nb, "add").source = "def add(a, b):\n    return a - b"
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("test_square", "why")]
+    write(nb, subs / "carol" / "1_squares.ipynb")
+    nb = copy.deepcopy(sol["2_lists"])
+    cell(nb, "largest").source = "def largest(xs):\n    return min(xs)"
+    cell(nb, "test_largest").source = "pass"
+    data = json.loads(nbformat.writes(nb))
+    data["cells"].insert(2, copy.deepcopy(data["cells"][1]))  # same grade id, same cell id
+    (subs / "carol" / "2_lists.ipynb").write_text(json.dumps(data))
+    # frank: an endless loop after defining add(); a truncated file
+    nb = copy.deepcopy(sol["1_squares"])
+    cell(nb, "add").source = "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"
+    write(nb, subs / "frank" / "1_squares.ipynb")
+    (subs / "frank" / "2_lists.ipynb").write_bytes(nbformat.writes(sol["2_lists"]).encode()[:200])
+    # hank: looks for the gradebook, the solutions and the others; hogs memory
+    nb = copy.deepcopy(sol["1_squares"])
+    cell(nb, "square").source = SNOOP.format(
+        roots=", ".join(repr(str(p)) for p in (root, SOLUTIONS.parent.parent.parent, subs)),
+        solution=str(SOLUTIONS / "1_squares.ipynb"), other=str(subs / "bob" / "lab" / "1_squares.ipynb"),
+        out=str(root / "out" / "grades.csv"),
+        # the basic sandbox would let this write go through: only try it where it must fail
+        mine=str(subs / "hank" / ("1_squares.ipynb" if not NO_BWRAP else "nothing-here/x")))
+    write(nb, subs / "hank" / "1_squares.ipynb")
+    nb = copy.deepcopy(sol["2_lists"])
+    cell(nb, "mean").source = ("def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\nwhile True:\n"
+                               "    hog.append(bytearray(50 << 20))")
+    write(nb, subs / "hank" / "2_lists.ipynb")
+    # judy: the first notebook is right; the second kills its kernel
+    write(sol["1_squares"], subs / "judy" / "1_squares.ipynb")
+    nb = copy.deepcopy(sol["2_lists"])
+    cell(nb, "mean").source = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    write(nb, subs / "judy" / "2_lists.ipynb")
+    # zed: an empty folder; and a stray file
+    (subs / "zed").mkdir()
+    (subs / "readme.txt").write_text("not a submission")
+    return subs
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    subs = make_class(root)
+    before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+    lines = []
+    grading.autograde(subs, solutions=SOLUTIONS, out=root / "out", keep=root / "course",
+                      options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
+                      log=lines.append)
+    after = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+    return root, load_csv(root / "out" / "grades.csv"), before == after, lines
+
+
+def assert_scores(row, expected: dict[str, float]):
+    for gid, points in expected.items():
+        assert float(row[gid]) == points, (gid, row)
+    assert float(row["total"]) == sum(expected.values()), row
+
+
+def test_every_submission_has_rows_and_originals_are_untouched(graded_class):
+    root, rows, untouched, _ = graded_class
+    assert untouched
+    students = {s for s, _ in rows}
+    assert students == {"Alice-Smith_1001", "bob", "carol", "frank", "hank", "judy", "zed", "readme.txt"}
+    assert list(rows) == sorted(rows)  # sorted rows
+    for student in students - {"readme.txt"}:
+        assert {(student, n) for n in NOTEBOOKS} <= set(rows)
+
+
+def test_solutions_get_full_marks_and_the_stray_is_reported(graded_class):
+    _, rows, _, _ = graded_class
+    alice = "Alice-Smith_1001"
+    for n in NOTEBOOKS:
+        assert_scores(rows[alice, n], AUTO[n])
+        assert rows[alice, n]["status"].startswith("graded")
+    assert rows[alice, "1_squares"]["max"] == "4" and "to grade by hand: why" in rows[alice, "1_squares"]["status"]
+    assert rows[alice, "1_squares"]["why"] == ""
+    assert "graded 'lab-alice/2_lists (1).ipynb' as 2_lists.ipynb" in rows[alice, "2_lists"]["status"]
+    stray = rows[alice, "lab-alice/notes.ipynb"]
+    assert stray["status"].startswith("unrecognised notebook") and stray["total"] == ""
+
+
+def test_untouched_student_versions_get_zero(graded_class):
+    _, rows, _, _ = graded_class
+    for n in NOTEBOOKS:
+        assert_scores(rows["bob", n], {gid: 0 for gid in AUTO[n]})
+        assert rows["bob", n]["status"] == "graded"
+    assert rows["bob", "1_squares"]["why"] == "0"  # an untouched written answer scores zero
+
+
+def test_one_wrong_function_loses_that_cell_and_edited_tests_are_replaced(graded_class):
+    _, rows, _, _ = graded_class
+    assert_scores(rows["carol", "1_squares"], {"test_square": 1, "test_add": 0})
+    assert_scores(rows["carol", "2_lists"], {"test_mean": 2, "test_largest": 0})
+    assert "edited locked cells test_largest (the originals were run)" in rows["carol", "2_lists"]["status"]
+
+
+def test_deleted_cells_are_restored_and_duplicates_noted(graded_class):
+    _, rows, _, _ = graded_class
+    assert float(rows["carol", "1_squares"]["test_square"]) == 1  # restored, and run
+    assert rows["carol", "1_squares"]["why"] == "0"  # restored as the unanswered stub
+    assert "restored deleted cells test_square, why" in rows["carol", "1_squares"]["status"]
+    assert "duplicate grade_id mean (the last copy was graded)" in rows["carol", "2_lists"]["status"]
+
+
+def test_endless_loop_times_out_and_invalid_file_says_why(graded_class):
+    _, rows, _, _ = graded_class
+    row = rows["frank", "1_squares"]
+    assert row["status"].startswith("timeout")
+    assert_scores(row, AUTO["1_squares"])  # add() was defined before the loop; the rest ran
+    row = rows["frank", "2_lists"]
+    assert row["status"].startswith("invalid notebook: not JSON") and row["total"] == "0"
+
+
+def test_student_code_sees_no_secrets_and_memory_hog_hits_the_limit(graded_class):
+    root, rows, _, _ = graded_class
+    assert_scores(rows["hank", "1_squares"], AUTO["1_squares"])
+    assert rows["hank", "2_lists"]["status"].startswith("memory limit")
+    assert float(rows["hank", "2_lists"]["test_largest"]) == 1  # the cells after the hog were graded
+    if NO_BWRAP:
+        pytest.skip(f"isolation needs bubblewrap: {NO_BWRAP}")
+    html = (root / "out" / "feedback" / "hank" / "1_squares.html").read_text()
+    result = re.search(r"SNOOP-RESULT: (\d+) secrets (.*)", html)
+    assert result, "the snooping cell did not run"
+    assert result.group(1) == "0", result.group(2)
+
+
+def test_killed_kernel_costs_only_its_notebook(graded_class):
+    _, rows, _, _ = graded_class
+    assert rows["judy", "2_lists"]["status"].startswith("kernel died")
+    assert rows["judy", "2_lists"]["total"] == "0"
+    assert_scores(rows["judy", "1_squares"], AUTO["1_squares"])
+
+
+def test_empty_and_stray_submissions_have_rows(graded_class):
+    _, rows, _, _ = graded_class
+    assert rows["zed", "1_squares"]["status"] == "missing (no notebook in the submission)"
+    assert rows["zed", "1_squares"]["total"] == "0" and rows["zed", "1_squares"]["max"] == "4"
+    assert rows["readme.txt", "readme.txt"]["status"].startswith("ignored")
+
+
+def test_grading_mode_feedback_and_logs(graded_class):
+    root, _, _, lines = graded_class
+    html = (root / "out" / "feedback" / "bob" / "1_squares.html").read_text()
+    assert "grading mode: 1" in html
+    assert sorted(p.name for p in (root / "out" / "feedback").iterdir()) == [
+        "Alice-Smith_1001", "bob", "carol", "frank", "hank", "judy"]
+    assert (root / "out" / "logs" / "judy.txt").read_text().count("set aside") == 1
+    assert any(line.startswith("isolation: ") for line in lines)
+
+
+def test_kept_course_exports_the_same_grades(graded_class, tmp_path):
+    root, _, _, _ = graded_class
+    course = root / "course"
+    assert (course / "gradebook.db").is_file() and (course / "autograded" / "bob" / "lab" / "1_squares.ipynb").is_file()
+    grading.export(course, tmp_path / "again", log=lambda *_: None)
+    assert (tmp_path / "again" / "grades.csv").read_bytes() == (root / "out" / "grades.csv").read_bytes()
+
+
+def test_grading_twice_gives_the_same_bytes(graded_class, tmp_path):
+    """The command line, on part of the class: same header and same rows, byte for byte."""
+    from labkit.cli import main
+
+    root, _, _, _ = graded_class
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("Alice Smith_1001_assignsubmission_file_.zip", "frank", "readme.txt"):
+        src = root / "submissions" / name
+        shutil.copytree(src, subs / name) if src.is_dir() else shutil.copyfile(src, subs / name)
+    assert main(["autograde", str(subs), "--solutions", str(SOLUTIONS), "--out", str(tmp_path / "out"),
+                 "--timeout", str(TIMEOUT), "--memory", "1024", "--jobs", "2", "--sandbox", SANDBOX]) == 0
+    first = (root / "out" / "grades.csv").read_text().splitlines(keepends=True)
+    keep = ("student,", "Alice-Smith_1001,", "frank,", "readme.txt,")
+    assert (tmp_path / "out" / "grades.csv").read_text() == "".join(l for l in first if l.startswith(keep))
+
+
+# --------------------------------------------------------------------------- the real lab
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_path):
+    from labkit.paths import project_root
+
+    root = project_root()
+    if root is None or not list((root / "notebooks").glob("*.ipynb")):
+        pytest.skip("needs the checkout's solutions/ and notebooks/")
+    subs = tmp_path / "subs"
+    shutil.copytree(root / "solutions", subs / "teacher")
+    shutil.copytree(root / "notebooks", subs / "untouched")
+    grading.autograde(subs, out=tmp_path / "out", options=Options(jobs=2, sandbox=SANDBOX), log=lambda *_: None)
+    rows = load_csv(tmp_path / "out" / "grades.csv")
+    names = sorted(p.stem for p in (root / "solutions").glob("*.ipynb"))
+    assert set(rows) == {(s, n) for s in ("teacher", "untouched") for n in names}
+    for n in names:
+        teacher, untouched = rows["teacher", n], rows["untouched", n]
+        assert teacher["status"].startswith("graded") and untouched["status"].startswith("graded"), (teacher, untouched)
+        auto = [k for k in teacher if k not in ("student", "notebook", "total", "max", "status") and teacher[k] != ""]
+        assert float(teacher["total"]) > 0
+        for k in auto:  # every autograded cell of the solutions scores; none of the untouched notebook
+            assert float(untouched[k]) == 0, (n, k)
+        assert float(untouched["total"]) == 0
+    # the solutions lose nothing but the written answers, which wait for the formgrader
+    max_auto = {}
+    for n in names:
+        release = nbformat.read(root / "notebooks" / f"{n}.ipynb", as_version=4)
+        for c in release.cells:
+            meta = c.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                max_auto[n, meta["grade_id"]] = float(meta["points"])
+    for (n, gid), points in max_auto.items():
+        assert float(rows["teacher", n][gid]) == points, (n, gid)
