@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: $(STAMP)
-	$(BIN)/labkit data
+	$(BIN)/labkit lab
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -50,6 +50,7 @@ import time
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -113,6 +114,12 @@ def safe_student_id(name: str) -> str:
     return name or "student"
 
 
+# What a broken archive raises: not a zip, truncated, corrupt data (zlib.error), encrypted
+# (RuntimeError), an unsupported compression method (NotImplementedError) ... Each is reported
+# in that student's row; none may stop the class.
+ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error)
+
+
 def _wanted(relpath: str) -> bool:
     parts = Path(relpath).parts
     return bool(parts) and not any(p.startswith(".") or p in SKIP_PARTS for p in parts)
@@ -133,7 +140,7 @@ def _read_zip(data: bytes | Path, prefix: str, files: dict[str, bytes], notes: l
             elif rel.lower().endswith(".zip") and not prefix:
                 try:
                     _read_zip(zf.read(info), f"{rel}/", files, notes)
-                except (zipfile.BadZipFile, OSError, ValueError) as e:
+                except ARCHIVE_ERRORS as e:
                     notes.append(f"{rel}: not a valid zip ({e})")
 
 
@@ -150,7 +157,7 @@ def _read_folder(folder: Path, files: dict[str, bytes], notes: list[str]) -> Non
         elif rel.lower().endswith(".zip"):
             try:
                 _read_zip(path, f"{rel}/", files, notes)
-            except (zipfile.BadZipFile, OSError, ValueError) as e:
+            except ARCHIVE_ERRORS as e:
                 notes.append(f"{rel}: not a valid zip ({e})")
 
 
@@ -174,8 +181,8 @@ def find_submissions(folder: str | os.PathLike) -> list[Submission]:
                 _read_zip(entry, "", sub.files, sub.notes)
             else:
                 sub.problem, sub.ignored = "ignored: not a folder or .zip of notebooks", True
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
-            sub.problem = f"invalid zip: {e}"
+        except ARCHIVE_ERRORS as e:
+            sub.problem = f"invalid zip: {e}" if entry.suffix.lower() == ".zip" else f"could not be read: {e}"
         subs.append(sub)
     seen: dict[str, int] = {}
     for sub in subs:  # two entries with the same id: the second becomes id-2, ...

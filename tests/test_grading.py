@@ -101,6 +101,42 @@ def test_submissions_folder_zip_nesting_and_strays(tmp_path):
     assert found["readme.txt"].ignored
 
 
+def _damaged_zip(path, how):
+    """A zip that opens but whose member cannot be read: corrupt data, encrypted, or an unknown method."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("lab/1_squares.ipynb", "{}" + " " * 4000)
+    data = bytearray(path.read_bytes())
+    header = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    if how == "corrupt":  # garble the compressed bytes (after the 30-byte header and the name)
+        start = header + 30 + len("lab/1_squares.ipynb")
+        data[start : start + 8] = b"\xff" * 8
+    elif how == "encrypted":  # set the "encrypted" flag bit in both headers
+        data[header + 6] |= 1
+        data[central + 8] |= 1
+    elif how == "method":  # compression method 99 (AES), which zipfile does not implement
+        data[header + 8 : header + 10] = (99).to_bytes(2, "little")
+        data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_zip_is_reported_and_never_stops_the_class(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for how in ("corrupt", "encrypted", "method"):
+        _damaged_zip(subs / f"{how}.zip", how)
+    (subs / "dave").mkdir()  # a damaged zip inside a student's folder
+    _damaged_zip(subs / "dave" / "lab.zip", "corrupt")
+    (subs / "dave" / "1_squares.ipynb").write_text("{}")
+    found = {s.student: s for s in grading.find_submissions(subs)}
+    assert sorted(found) == ["corrupt", "dave", "encrypted", "method"]
+    for how in ("corrupt", "encrypted", "method"):
+        assert found[how].problem.startswith("invalid zip: "), (how, found[how].problem)
+        assert not found[how].ignored
+    assert list(found["dave"].files) == ["1_squares.ipynb"]
+    assert found["dave"].notes and found["dave"].notes[0].startswith("lab.zip: not a valid zip")
+
+
 @pytest.mark.filterwarnings("ignore:Non-unique cell id")
 def test_repair_restores_deduplicates_and_notes_edits():
     release = read("student", "1_squares")
@@ -250,6 +286,9 @@ def graded_class(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     subs = make_class(root)
     before = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
+    # last week's grades already lie in the output folder: hank tries to overwrite them
+    (root / "out").mkdir()
+    (root / "out" / "grades.csv").write_text("last week's grades\n")
     lines = []
     grading.autograde(subs, solutions=SOLUTIONS, out=root / "out", keep=root / "course",
                       options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
@@ -417,3 +456,33 @@ def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_pat
                 max_auto[n, meta["grade_id"]] = float(meta["points"])
     for (n, gid), points in max_auto.items():
         assert float(rows["teacher", n][gid]) == points, (n, gid)
+
+
+def test_cpu_time_limit_and_the_command_from_anywhere_without_an_activated_venv(tmp_path):
+    """`.venv/bin/labkit autograde`, run from another folder with the venv's bin/ off PATH (nbgrader
+    must still find alembic): a notebook that burns processor time is stopped by --cpu-limit, the
+    other notebook of the same student is graded in full."""
+    import os
+    import subprocess
+    import sys
+
+    subs = tmp_path / "subs"
+    nb = read("solution", "1_squares")
+    cell(nb, "add").source = "def add(a, b):\n    return a + b\n\nwhile True:\n    sum(range(10**6))"
+    write(nb, subs / "ivan" / "1_squares.ipynb")
+    write(read("solution", "2_lists"), subs / "ivan" / "2_lists.ipynb")
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"
+    labkit = Path(sys.executable).parent / "labkit"
+    proc = subprocess.run(
+        [str(labkit), "autograde", str(subs), "--solutions", str(SOLUTIONS), "--out", "grades",
+         "--timeout", "60", "--cpu-limit", "3", "--memory", "1024", "--sandbox", SANDBOX],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = load_csv(elsewhere / "grades" / "grades.csv")
+    assert "CPU time limit (3 s per notebook)" in rows["ivan", "1_squares"]["status"], rows["ivan", "1_squares"]
+    assert float(rows["ivan", "1_squares"]["total"]) < sum(AUTO["1_squares"].values())
+    assert rows["ivan", "2_lists"]["status"].startswith("graded")
+    assert_scores(rows["ivan", "2_lists"], AUTO["2_lists"])

@@ -142,3 +142,11 @@ def test_gradient_training_reaches_the_closed_form_on_mnist(mnist_train):
     reached = model.log_likelihood(X).mean().item()
     assert history.train_loss[0] > history.train_loss[-1]
     assert best - 1.0 < reached <= best + 1e-3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the notebooks fit on the GPU when present)")
+def test_fit_moves_the_model_to_the_data_device():
+    X = torch.rand(200, 10, device="cuda")
+    model = PPCA(2, data_dim=10).fit(X)
+    assert model.W.device.type == "cuda"
+    assert model.encode(X)[0].device.type == "cuda" and model.log_likelihood(X).isfinite().all()

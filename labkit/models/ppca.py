@@ -65,8 +65,13 @@ class PPCA(nn.Module):
 
     @torch.no_grad()
     def fit(self, X: torch.Tensor) -> "PPCA":
-        """Closed-form maximum-likelihood estimate from X (N, D); returns self."""
+        """Closed-form maximum-likelihood estimate from X (N, D); returns self.
+
+        The model moves to the device of X (as ``labkit.train.fit`` moves it to its device),
+        so that encode, decode and log_likelihood then take data from the same device.
+        """
         self._check_data(X)
+        self.to(X.device)
         M, D = self.latent_dim, self.data_dim
         mu, S = mean_and_covariance(X)
         lam, U = eigh_descending(S)

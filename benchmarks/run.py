@@ -1,0 +1,328 @@
+"""labkit's benchmark suite: each hot path against its usual baseline, side by side in one run.
+
+    LABKIT_DATA=../shared/data .venv/bin/python benchmarks/run.py            # all, writes docs/benchmarks.{json,md}
+    LABKIT_DATA=../shared/data .venv/bin/python benchmarks/run.py load pca   # some
+    ... benchmarks/run.py --tag gpu-h100                                      # docs/benchmarks-gpu-h100.*
+
+Every figure is the median of `--repeat` runs (at least 3). Speed is only ever
+reported as a ratio against a baseline measured in the same process, so the
+targets mean the same on any machine. Not part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from labkit.data import default_device, load_mnist  # noqa: E402
+
+
+def timed(fn, repeat: int, warmup: int = 0) -> tuple[float, list[float], object]:
+    """Median wall time of fn() over `repeat` runs (after `warmup` unmeasured ones), all times, last result."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, out
+
+
+def row(name, labkit_s, baseline_name, baseline_s, target=None, **extra):
+    ratio = baseline_s / labkit_s
+    entry = dict(benchmark=name, labkit_s=labkit_s, baseline=baseline_name, baseline_s=baseline_s, speedup=ratio, **extra)
+    if target is not None:
+        entry["target"] = f">= {target:g}x"
+        entry["met"] = bool(ratio >= target)
+    return entry
+
+
+# --------------------------------------------------------------------------- MNIST load
+
+
+def bench_load(args):
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    root = os.environ.get("LABKIT_DATA")
+    load_mnist("train")  # make sure the cache exists; the benchmark times a warm load
+
+    def notebook_habit():
+        ds = datasets.MNIST(root, train=True, download=False, transform=transforms.ToTensor())
+        xs, ys = [], []
+        for xb, yb in DataLoader(ds, batch_size=1000):
+            xs.append(xb.view(len(xb), -1))
+            ys.append(yb)
+        return torch.cat(xs), torch.cat(ys)
+
+    t_lab, _, (X, y) = timed(lambda: load_mnist("train"), args.repeat)
+    t_base, _, (Xb, yb) = timed(notebook_habit, args.repeat)
+    assert torch.equal(X, Xb) and torch.equal(y, yb), "labkit and torchvision disagree on MNIST"
+    return [row("load MNIST train (60000 x 784)", t_lab, "torchvision MNIST + DataLoader(ToTensor)", t_base, 20,
+                note="identical tensors")]
+
+
+# --------------------------------------------------------------------------- VAE epoch
+
+
+def vae_epoch_flops(n: int, d: int = 784, h: int = 400, m: int = 2) -> float:
+    """Matrix-product FLOPs of one epoch of the 784-400-2 VAE (forward and backward).
+
+    Forward multiply-adds per image: d*h + h*2m (encoder) + m*h + h*d (decoder).
+    Backward: twice the forward, less the unneeded gradient with respect to the input images.
+    """
+    fwd = d * h + h * 2 * m + m * h + h * d
+    return 2.0 * n * (3 * fwd - d * h)
+
+
+def bench_vae_epoch(args):
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    from labkit.models import VAE
+    from labkit.train import fit
+
+    device = torch.device(args.device) if args.device else default_device()
+    X, _ = load_mnist("train")
+    root = os.environ.get("LABKIT_DATA")
+
+    def labkit_epoch():
+        torch.manual_seed(0)
+        model = VAE()
+        return fit(model, X, epochs=1, batch_size=500, lr=0.01, device=device, progress=False)
+
+    def dataloader_epoch():
+        torch.manual_seed(0)
+        model = VAE().to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        ds = datasets.MNIST(root, train=True, download=False, transform=transforms.ToTensor())
+        for xb, _ in DataLoader(ds, batch_size=500, shuffle=True):
+            xb = xb.view(len(xb), -1).to(device)
+            loss = model.loss(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss
+
+    t_lab, _, _ = timed(labkit_epoch, args.repeat, warmup=1)
+    t_base, _, _ = timed(dataloader_epoch, args.repeat)
+
+    # what a plain matrix product of the same shapes reaches here, in this run
+    n, d, h = 500, 784, 400
+    a, w = torch.randn(n, d, device=device), torch.randn(d, h, device=device)
+    g = torch.randn(n, h, device=device)
+
+    def products():
+        for _ in range(50):
+            a @ w          # forward, input layer
+            g @ w.T        # backward: gradient with respect to the layer input
+            a.T @ g        # backward: gradient with respect to the weight
+
+    t_mm, _, _ = timed(products, args.repeat, warmup=1)
+    mm_rate = 50 * 3 * 2 * n * d * h / t_mm
+    lab_rate = vae_epoch_flops(len(X)) / t_lab
+    fraction = lab_rate / mm_rate
+    return [
+        row("VAE epoch (60000 images, batch 500, Adam)", t_lab, "DataLoader(ToTensor) loop", t_base, 4,
+            device=str(device)),
+        dict(benchmark="VAE epoch throughput vs plain matrix product", labkit_gflops=lab_rate / 1e9,
+             matmul_gflops=mm_rate / 1e9, fraction=fraction, target=">= 70%", met=bool(fraction >= 0.7),
+             device=str(device)),
+    ]
+
+
+# --------------------------------------------------------------------------- PCA and PPCA
+
+
+def recon_error(X, X_rec) -> float:
+    return ((X - X_rec) ** 2).sum(1).mean().item()
+
+
+def bench_pca(args):
+    import numpy as np
+    from sklearn.decomposition import PCA as SkPCA
+
+    from labkit.models import PCA
+
+    X, _ = load_mnist("train")
+    Xn = X.numpy()
+    m = 2
+
+    t_lab, _, pca = timed(lambda: PCA(m).fit(X), args.repeat, warmup=1)
+    err_lab = recon_error(X, pca.reconstruct(X))
+
+    def numpy_svd():
+        mu = Xn.mean(0)
+        _, _, vt = np.linalg.svd(Xn - mu, full_matrices=False)
+        return mu, vt[:m]
+
+    t_np, _, (mu, vt) = timed(numpy_svd, args.repeat)
+    Xc = Xn - mu
+    err_np = float((((Xc @ vt.T) @ vt - Xc) ** 2).sum(1).mean())
+
+    t_sk, _, sk = timed(lambda: SkPCA(m).fit(Xn), args.repeat, warmup=1)
+    err_sk = float(((sk.inverse_transform(sk.transform(Xn)) - Xn) ** 2).sum(1).mean())
+    errors = dict(recon_error_labkit=err_lab, recon_error_numpy=err_np, recon_error_sklearn=err_sk)
+    return [
+        row("PCA fit, 60000 x 784, M = 2", t_lab, "numpy full SVD", t_np, 10, **errors),
+        row("PCA fit, 60000 x 784, M = 2", t_lab, f"scikit-learn PCA (svd_solver={sk._fit_svd_solver})", t_sk, 1,
+            **errors),
+    ]
+
+
+def bench_ppca(args):
+    from sklearn.decomposition import PCA as SkPCA
+
+    from labkit.models import PPCA
+
+    X, _ = load_mnist("train")
+    Xt, _ = load_mnist("test")
+    m = 2
+
+    t_lab, _, ppca = timed(lambda: PPCA(m).fit(X), args.repeat, warmup=1)
+    ll_lab = ppca.log_likelihood(Xt).mean().item()
+    t_sk, _, sk = timed(lambda: SkPCA(m).fit(X.numpy()), args.repeat, warmup=1)
+    ll_sk = float(sk.score(Xt.numpy()))
+    return [row("PPCA closed-form fit, M = 2", t_lab, "scikit-learn PCA (probabilistic model)", t_sk, 1,
+                test_loglik_labkit=ll_lab, test_loglik_sklearn=ll_sk)]
+
+
+# --------------------------------------------------------------------------- notebooks and grading
+
+
+def bench_notebooks(args):
+    notebooks = sorted((ROOT / "solutions").glob("*.ipynb"))
+    if not notebooks:
+        return [dict(benchmark="solution notebooks end to end", skipped="no solutions/*.ipynb")]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def run_all():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                 "--ExecutePreprocessor.timeout=600", "--output-dir", tmp, *map(str, notebooks)],
+                check=True, capture_output=True, env=env, cwd=ROOT / "solutions",
+            )
+
+    t, times, _ = timed(run_all, max(1, args.repeat_slow))
+    return [dict(benchmark=f"all {len(notebooks)} solution notebooks, end to end", seconds=t, runs=times,
+                 target="<= 180 s", met=bool(t <= 180))]
+
+
+def bench_autograde(args):
+    solutions = sorted((ROOT / "solutions").glob("*.ipynb"))
+    try:
+        from labkit import grading  # noqa: F401
+    except ImportError:
+        return [dict(benchmark="autograde one submission", skipped="labkit.grading is not available")]
+    if not solutions:
+        return [dict(benchmark="autograde one submission", skipped="no solutions/*.ipynb")]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+    def grade_one():
+        with tempfile.TemporaryDirectory() as tmp:
+            sub = Path(tmp) / "submissions" / "student1"
+            sub.mkdir(parents=True)
+            for nb in solutions:
+                (sub / nb.name).write_bytes(nb.read_bytes())
+            subprocess.run([str(Path(sys.executable).parent / "labkit"), "autograde", str(sub.parent),
+                            "--out", str(Path(tmp) / "grades")], check=True, capture_output=True, env=env, cwd=tmp)
+
+    t, times, _ = timed(grade_one, max(1, args.repeat_slow))
+    return [dict(benchmark="autograde one submission (grading mode)", seconds=t, runs=times, target="<= 60 s",
+                 met=bool(t <= 60))]
+
+
+BENCHES = {
+    "load": bench_load,
+    "vae": bench_vae_epoch,
+    "pca": bench_pca,
+    "ppca": bench_ppca,
+    "notebooks": bench_notebooks,
+    "autograde": bench_autograde,
+}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _cell(v):
+    if isinstance(v, bool):
+        return "met" if v else "**not met**"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, list):
+        return ", ".join(f"{x:.3g}" for x in v)
+    return str(v)
+
+
+def markdown(results, machine) -> str:
+    lines = [f"# Benchmarks ({machine['tag']})", "",
+             f"Machine: {machine['cpu']} ({machine['threads']} threads), {machine['device']}; "
+             f"torch {machine['torch']}, Python {machine['python']}. Median of {machine['repeat']} runs.",
+             f"Command: `{machine['command']}`", ""]
+    for r in results:
+        lines.append(f"## {r['benchmark']}")
+        lines.append("")
+        lines.append("| | |")
+        lines.append("| --- | --- |")
+        for k, v in r.items():
+            if k != "benchmark":
+                lines.append(f"| {k} | {_cell(v)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("benches", nargs="*", help="which benchmarks (default: all)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement (median; at least 3)")
+    p.add_argument("--repeat-slow", type=int, default=1, help="runs of the notebook and autograde benchmarks")
+    p.add_argument("--device", default=None, help="device for the VAE epoch (default: CUDA when present)")
+    p.add_argument("--tag", default=None, help="name of this table (default: cpu, or gpu when CUDA is present)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for benchmarks[-TAG].{json,md}")
+    args = p.parse_args(argv)
+    args.repeat = max(3, args.repeat)
+    unknown = [b for b in args.benches if b not in BENCHES]
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    if not os.environ.get("LABKIT_DATA"):
+        p.error("set LABKIT_DATA to the folder holding MNIST/raw")
+    tag = args.tag or ("gpu" if torch.cuda.is_available() else "cpu")
+    machine = dict(
+        tag=tag, cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),
+        device=torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU",
+        torch=torch.__version__, python=platform.python_version(), repeat=args.repeat,
+        command="LABKIT_DATA=../shared/data .venv/bin/python benchmarks/run.py" + (f" --tag {args.tag}" if args.tag else ""),
+    )
+    results = []
+    for name in args.benches or list(BENCHES):
+        print(f"== {name}", flush=True)
+        for r in BENCHES[name](args):
+            print("   " + ", ".join(f"{k}={_cell(v)}" for k, v in r.items()), flush=True)
+            results.append(r)
+    suffix = "" if tag == "cpu" else f"-{tag}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"benchmarks{suffix}.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    (args.out / f"benchmarks{suffix}.md").write_text(markdown(results, machine))
+    print(f"wrote {args.out / f'benchmarks{suffix}.md'}")
+
+
+if __name__ == "__main__":
+    main()
