@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from labkit.plotting import per_digit_mean
+
 DIGITS = range(10)
 
 
@@ -118,20 +120,17 @@ def squared_errors(X: torch.Tensor, X_rec: torch.Tensor) -> torch.Tensor:
     return ((X - X_rec) ** 2).sum(dim=1)
 
 
-def per_digit(values: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    sums = torch.zeros(10, dtype=torch.float64).index_add_(0, labels, values.double())
-    return (sums / labels.bincount(minlength=10).clamp(min=1)).tolist()
-
-
 def _chunked(fn, X: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(X[i : i + chunk]) for i in range(0, len(X), chunk)])
 
 
 def _reconstruction(result: ModelResult, reconstruct, X, y) -> None:
+    from labkit.plotting import per_digit_mean
+
     err = squared_errors(X, _chunked(reconstruct, X).to(X.device)).cpu()
     result.recon_error = err.mean().item()
-    result.recon_error_per_digit = per_digit(err, y.cpu())
+    result.recon_error_per_digit = per_digit_mean(err.double(), y.cpu()).tolist()
 
 
 # --------------------------------------------------------------------------- the run

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from labkit.models.prior import sample_prior
+
 __all__ = ["NonlinearModel"]
 
 LOG_2PI = math.log(2 * math.pi)
@@ -84,10 +86,7 @@ class NonlinearModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images f(z), z ~ N(0, temperature^2 I): (n, D). These are means of p(x|z), without pixel noise."""
-        p = self.log_sigma2
-        device = generator.device if generator is not None else p.device
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decode(z.to(p.device, p.dtype))
+        return self.decode(sample_prior(n, self.latent_dim, self.log_sigma2, temperature, generator))
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, hidden={self.hidden}, data_dim={self.data_dim}, n_samples={self.n_samples}"

@@ -31,7 +31,7 @@ import torch
 __all__ = ["PCA", "mean_and_covariance", "eigh_descending"]
 
 
-def mean_and_covariance(X: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_and_covariance(X: torch.Tensor, block: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean mu (D,) and covariance S = (1/N) sum_n (x_n - mu)(x_n - mu)^T (D, D), both float64.
 
     One pass over the data in blocks of ``block`` rows. Each block is shifted
@@ -39,7 +39,13 @@ def mean_and_covariance(X: torch.Tensor, block: int = 4096) -> tuple[torch.Tenso
     the dtype of X (float32 for images: fast); the sums over blocks are float64.
     With d = mean of (x_n - c):  mu = c + d  and  S = (1/N) sum (x_n - c)(x_n - c)^T - d d^T.
     On the CPU numpy computes ``b.T @ b`` with the symmetric BLAS routine (syrk),
-    half the work of a general matrix product.
+    half the work of a general matrix product; the shifted block is written into
+    one reused buffer, and its column sums are a matrix-vector product.
+
+    (Multiplying the raw, unshifted blocks, as scikit-learn's PCA does, saves the
+    shift, about 15% of the time, but the float32 sums then lose digits to the
+    subtraction of mu mu^T: with 20 components the reconstructions of the MNIST
+    test images drift past 1e-5 of the exact SVD's, tests/test_pca.py.)
     """
     if X.dim() != 2 or X.shape[0] < 1:
         raise ValueError(f"expected data of shape (N, D) with N >= 1, got {tuple(X.shape)}")
@@ -49,10 +55,13 @@ def mean_and_covariance(X: torch.Tensor, block: int = 4096) -> tuple[torch.Tenso
     if X.device.type == "cpu":
         Xn = X.detach().contiguous().numpy()
         centre = Xn[:block].mean(0)
+        buffer = np.empty((min(block, n), d), dtype=Xn.dtype)
+        ones = np.ones(len(buffer), dtype=Xn.dtype)
         total, S = np.zeros(d), np.zeros((d, d))
         for start in range(0, n, block):
-            b = Xn[start : start + block] - centre
-            total += b.sum(0, dtype=np.float64)
+            rows = min(block, n - start)
+            b = np.subtract(Xn[start : start + rows], centre, out=buffer[:rows])
+            total += ones[:rows] @ b
             S += b.T @ b
         centre, total, S = (torch.from_numpy(a) for a in (centre, total, S))
     else:
@@ -68,16 +77,19 @@ def mean_and_covariance(X: torch.Tensor, block: int = 4096) -> tuple[torch.Tenso
     return centre.double() + shift, S / n - torch.outer(shift, shift)
 
 
-def eigh_descending(S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (D,) in descending order and eigenvectors (D, D) as columns of a symmetric S.
+def eigh_descending(S: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest eigenvalues (k,) in descending order and their eigenvectors (D, k), as
+    columns, of a symmetric S (D, D); all D of them when k is None.
 
     Each eigenvector's largest-magnitude entry is made positive (deterministic signs).
     """
+    d = S.shape[0]
+    k = d if k is None else k
     if S.device.type == "cpu":  # numpy's LAPACK is the faster one on the CPU here
         evals, evecs = (torch.from_numpy(a) for a in np.linalg.eigh(S.numpy()))
     else:
         evals, evecs = torch.linalg.eigh(S)
-    evals, evecs = evals.flip(0), evecs.flip(1)
+    evals, evecs = evals[d - k :].flip(0), evecs[:, d - k :].flip(1)
     biggest = evecs.abs().argmax(0)
     signs = torch.sign(evecs[biggest, torch.arange(evecs.shape[1], device=evecs.device)])
     signs[signs == 0] = 1
@@ -106,15 +118,15 @@ class PCA:
         n, d = X.shape if X.dim() == 2 else (0, 0)
         if X.dim() != 2 or self.n_components > d:
             raise ValueError(f"expected data of shape (N, D) with D >= {self.n_components}, got {tuple(X.shape)}")
-        mu, S = mean_and_covariance(X)
-        evals, evecs = eigh_descending(S)
-        evals = evals.clamp(min=0)  # the covariance is positive semi-definite; rounding may give -1e-17
         m = self.n_components
+        mu, S = mean_and_covariance(X)
+        evals, evecs = eigh_descending(S, m)
+        evals = evals.clamp(min=0)  # the covariance is positive semi-definite; rounding may give -1e-17
         self.mu = mu.to(X.dtype)
-        self.V = evecs[:, :m].to(X.dtype)
-        self.singular_values = (evals[:m] * n).sqrt().to(X.dtype)
-        self.explained_variance = (evals[:m] * n / max(n - 1, 1)).to(X.dtype)
-        self.explained_variance_ratio = (evals[:m] / evals.sum()).to(X.dtype)
+        self.V = evecs.to(X.dtype)
+        self.singular_values = (evals * n).sqrt().to(X.dtype)
+        self.explained_variance = (evals * n / max(n - 1, 1)).to(X.dtype)
+        self.explained_variance_ratio = (evals / S.trace()).to(X.dtype)  # trace = sum of all eigenvalues
         return self
 
     def _check(self):

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from labkit.models.pca import eigh_descending, mean_and_covariance
+from labkit.models.prior import sample_prior
 
 __all__ = ["PPCA"]
 
@@ -74,9 +75,9 @@ class PPCA(nn.Module):
         self.to(X.device)
         M, D = self.latent_dim, self.data_dim
         mu, S = mean_and_covariance(X)
-        lam, U = eigh_descending(S)
-        sigma2 = (S.trace() - lam[:M].sum()) / (D - M)  # mean of the discarded eigenvalues
-        W = U[:, :M] * (lam[:M] - sigma2).clamp(min=0).sqrt()
+        lam, U = eigh_descending(S, M)  # the M largest eigenvalues and their eigenvectors
+        sigma2 = (S.trace() - lam.sum()) / (D - M)  # mean of the discarded eigenvalues
+        W = U * (lam - sigma2).clamp(min=0).sqrt()
         self.W.copy_(W)
         self.mu.copy_(mu)
         self.log_sigma2.copy_(sigma2.log())
@@ -141,10 +142,9 @@ class PPCA(nn.Module):
         the pixel noise sigma * eps, eps ~ N(0, I), is added, giving samples of p(x)
         itself (at temperature 1).
         """
-        device = generator.device if generator is not None else self.W.device
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=device)
-        x = self.decode(z.to(self.W.device, self.W.dtype))
+        x = self.decode(sample_prior(n, self.latent_dim, self.W, temperature, generator))
         if noise:
+            device = generator.device if generator is not None else x.device
             eps = torch.randn(x.shape, generator=generator, device=device).to(x.device, x.dtype)
             x = x + self.sigma2.sqrt() * eps
         return x
