@@ -322,7 +322,7 @@ def batches(*tensors: torch.Tensor, batch_size: int, shuffle: bool = True, gener
             out = tuple(t[start : start + batch_size] for t in tensors)
         else:
             idx = order[start : start + batch_size]
-            out = tuple(t[idx.to(t.device)] for t in tensors)
+            out = tuple(t.index_select(0, idx.to(t.device)) for t in tensors)  # a few times faster than t[idx]
         yield out[0] if len(out) == 1 else out
 
 

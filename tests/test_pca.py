@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from labkit.models import PCA
+from labkit.models.pca import _top_eigenpairs, eigh_descending, mean_and_covariance
 
 
 def svd_reference(X: torch.Tensor, m: int):
@@ -77,6 +78,79 @@ def test_errors():
         PCA(2).fit(torch.zeros(10))
     with pytest.raises(ValueError):
         PCA(0)
+
+
+def images_with_still_pixels(n=700, d=40, seed=0, dtype=torch.float32):
+    """Data like MNIST's borders: pixel 0 never changes, pixel 1 changes only from row 450 on, pixel 2 only in
+    the last row, pixel 3 is constant at 0.3 (not a round number in binary)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64) ** 3
+    X[:, 0] = 0
+    X[:450, 1] = 0
+    X[:-1, 2] = 0.7
+    X[:, 3] = 0.3
+    return X.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("block", [100, 256, 700, 10_000])
+def test_mean_and_covariance_equal_float64_brute_force(dtype, block):
+    """Pixels that start still and change in a later block (or never) lose nothing: against the float64 sums."""
+    X = images_with_still_pixels(dtype=dtype)
+    mu, S = mean_and_covariance(X, block=block)
+    Xd = X.double()
+    mu_ref = Xd.mean(0)
+    S_ref = (Xd - mu_ref).T @ (Xd - mu_ref) / len(X)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    assert mu.dtype == S.dtype == torch.float64 and S.shape == (40, 40)
+    torch.testing.assert_close(mu, mu_ref, atol=tol, rtol=0)
+    torch.testing.assert_close(S, S_ref, atol=tol, rtol=0)
+    assert (S[0] == 0).all() and (S[3] == 0).all() and S[2, 2] > 0 and S[1, 1] > 0  # still pixels: exactly 0
+    # and the same as torch.cov (1/N normalisation) on the same data
+    torch.testing.assert_close(S, torch.cov(Xd.T, correction=0), atol=tol, rtol=0)
+
+
+def test_nan_or_inf_in_the_data_is_a_clear_error():
+    X = images_with_still_pixels()
+    X[5, 7] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        PCA(2).fit(X)
+    X[5, 7] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mean_and_covariance(X)
+
+
+def random_covariance(d, decay, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0]
+    return (Q * decay) @ Q.T
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+def test_subspace_iteration_equals_lapack(k):
+    """eigh_descending's fast path (k <= 6, D >= 256) against numpy's full eigh: values and projector."""
+    d = 300
+    S = random_covariance(d, torch.arange(1, d + 1, dtype=torch.float64) ** -1.5)  # a decay like MNIST's
+    assert _top_eigenpairs(S.numpy(), k) is not None  # the fast path is the one under test
+    evals, evecs = eigh_descending(S, k)
+    w, V = np.linalg.eigh(S.numpy())
+    w, V = torch.from_numpy(w[::-1][:k].copy()), torch.from_numpy(V[:, ::-1][:, :k].copy())
+    torch.testing.assert_close(evals, w, rtol=1e-10, atol=0)
+    torch.testing.assert_close(evecs @ evecs.T, V @ V.T, atol=1e-10, rtol=0)
+    torch.testing.assert_close(evecs.T @ evecs, torch.eye(k, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert (evecs[evecs.abs().argmax(0), torch.arange(k)] > 0).all()  # the sign convention
+
+
+def test_flat_spectrum_falls_back_to_the_full_decomposition():
+    """Eigenvalues 1 + 1e-4 i: subspace iteration cannot converge in time, so eigh_descending uses LAPACK."""
+    d = 300
+    S = random_covariance(d, 1 + 1e-4 * torch.arange(d, 0, -1, dtype=torch.float64))
+    assert _top_eigenpairs(S.numpy(), 2) is None
+    evals, evecs = eigh_descending(S, 2)
+    w, V = np.linalg.eigh(S.numpy())
+    torch.testing.assert_close(evals, torch.from_numpy(w[::-1][:2].copy()), rtol=1e-12, atol=0)
+    V = torch.from_numpy(V[:, ::-1][:, :2].copy())
+    torch.testing.assert_close(evecs @ evecs.T, V @ V.T, atol=1e-8, rtol=0)
 
 
 # --------------------------------------------------------------------------- real MNIST
