@@ -119,13 +119,14 @@ def eigh_descending(S: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor
     columns, of a symmetric positive semi-definite S (D, D), such as a covariance; all D when k is None.
 
     Each eigenvector's largest-magnitude entry is made positive (deterministic signs).
-    On the CPU, a few components of a large S (k <= 6, D >= 256: the lab's M = 2 on
-    MNIST) come from subspace iteration, ``_top_eigenpairs``, a few times faster than
+    On the CPU, a few components of a large float64 S (k <= 6, D >= 256: the lab's M = 2
+    on MNIST) come from subspace iteration, ``_top_eigenpairs``, a few times faster than
     the full decomposition; everything else from LAPACK's full ``eigh``.
     """
     d = S.shape[0]
     k = d if k is None else k
-    found = _top_eigenpairs(S.numpy(), k) if S.device.type == "cpu" and k <= 6 and d >= 256 else None
+    fast = S.device.type == "cpu" and S.dtype == torch.float64 and k <= 6 and d >= 256
+    found = _top_eigenpairs(S.numpy(), k) if fast else None
     if found is not None:
         evals, evecs = (torch.from_numpy(a) for a in found)
     else:
