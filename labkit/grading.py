@@ -62,6 +62,7 @@ ASSIGNMENT = "lab"
 COURSE_ID = "labkit"
 ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
 MAX_NOTEBOOK_BYTES = 100 << 20
+MAX_SUBMISSION_BYTES = 500 << 20  # all of one student's notebooks and nested zips: a zip bomb stops here
 SKIP_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
 
@@ -125,6 +126,14 @@ def _wanted(relpath: str) -> bool:
     return bool(parts) and not any(p.startswith(".") or p in SKIP_PARTS for p in parts)
 
 
+def _room(files: dict[str, bytes], size: int, what: str, notes: list[str]) -> bool:
+    """Whether ``size`` more bytes fit in the student's MAX_SUBMISSION_BYTES; if not, a note says what was left out."""
+    if sum(map(len, files.values())) + size <= MAX_SUBMISSION_BYTES:
+        return True
+    notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
+    return False
+
+
 def _read_zip(data: bytes | Path, prefix: str, files: dict[str, bytes], notes: list[str]) -> None:
     with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as zf:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
@@ -135,9 +144,9 @@ def _read_zip(data: bytes | Path, prefix: str, files: dict[str, bytes], notes: l
             if rel.lower().endswith(".ipynb"):
                 if info.file_size > MAX_NOTEBOOK_BYTES:
                     notes.append(f"{prefix}{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
-                    continue
-                files[prefix + rel] = zf.read(info)
-            elif rel.lower().endswith(".zip") and not prefix:
+                elif _room(files, info.file_size, prefix + rel, notes):
+                    files[prefix + rel] = zf.read(info)  # zipfile stops at the declared size and checks the CRC
+            elif rel.lower().endswith(".zip") and not prefix and _room(files, info.file_size, rel, notes):
                 try:
                     _read_zip(zf.read(info), f"{rel}/", files, notes)
                 except ARCHIVE_ERRORS as e:
@@ -152,9 +161,9 @@ def _read_folder(folder: Path, files: dict[str, bytes], notes: list[str]) -> Non
         if rel.lower().endswith(".ipynb"):
             if path.stat().st_size > MAX_NOTEBOOK_BYTES:
                 notes.append(f"{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
-                continue
-            files[rel] = path.read_bytes()
-        elif rel.lower().endswith(".zip"):
+            elif _room(files, path.stat().st_size, rel, notes):
+                files[rel] = path.read_bytes()
+        elif rel.lower().endswith(".zip") and _room(files, path.stat().st_size, rel, notes):
             try:
                 _read_zip(path, f"{rel}/", files, notes)
             except ARCHIVE_ERRORS as e:

@@ -137,6 +137,31 @@ def test_a_damaged_zip_is_reported_and_never_stops_the_class(tmp_path):
     assert found["dave"].notes and found["dave"].notes[0].startswith("lab.zip: not a valid zip")
 
 
+def test_a_submission_over_the_size_budget_is_cut_short_with_a_note(tmp_path, monkeypatch):
+    """A zip bomb (highly compressible notebooks, a nested zip of them) never fills the grader's memory."""
+    monkeypatch.setattr(grading, "MAX_SUBMISSION_BYTES", 50_000)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i in range(5):
+            zf.writestr(f"copy{i}.ipynb", "{}" + " " * 20_000)  # 100 kB of notebooks in about 1 kB
+    with zipfile.ZipFile(subs / "erin.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("1_squares.ipynb", "{}" + " " * 20_000)
+        zf.writestr("more.zip", inner.getvalue())
+    (subs / "fred").mkdir()  # the same from a folder
+    for i in range(4):
+        (subs / "fred" / f"n{i}.ipynb").write_text("{}" + " " * 20_000)
+    found = {s.student: s for s in grading.find_submissions(subs)}
+    erin, fred = found["erin"], found["fred"]
+    for sub in (erin, fred):
+        assert 0 < sum(map(len, sub.files.values())) <= 50_000
+        assert sub.problem is None and any("would exceed" in note for note in sub.notes), sub.notes
+    assert list(erin.files) == ["1_squares.ipynb", "more.zip/copy0.ipynb"]  # then the budget ran out
+    assert any(note.startswith("more.zip/copy1.ipynb was not read: the submission would exceed") for note in erin.notes)
+    assert sorted(fred.files) == ["n0.ipynb", "n1.ipynb"]
+
+
 @pytest.mark.filterwarnings("ignore:Non-unique cell id")
 def test_repair_restores_deduplicates_and_notes_edits():
     release = read("student", "1_squares")
