@@ -682,9 +682,13 @@ def scores_from_gradebook(db: Path, assignment: str, template: Template) -> dict
     return out
 
 
-def write_grades(class_course: Path, template: Template, rows: list[Row], out_csv: Path) -> list[list[str]]:
-    """grades.csv: one row per student and notebook, sorted; same inputs, same bytes."""
-    scores = scores_from_gradebook(class_course / "gradebook.db", template.assignment, template)
+def write_grades(gradebooks: list[Path], template: Template, rows: list[Row], out_csv: Path) -> list[list[str]]:
+    """grades.csv: one row per student and notebook, sorted; same inputs, same bytes.
+
+    The scores come from ``gradebooks``: the class course's one, or each student's own."""
+    scores = {}
+    for db in gradebooks:
+        scores.update(scores_from_gradebook(db, template.assignment, template))
     ids = [(name, gid) for name in template.notebooks for gid in template.cells[name]]
     clash = {gid for _, gid in ids if sum(g == gid for _, g in ids) > 1}
     columns = [f"{name}:{gid}" if gid in clash else gid for name, gid in ids]
@@ -885,8 +889,15 @@ def autograde(
         rows = [row for i in sorted(results) for row in results[i][0]]
         graded = [(subs[i].student, results[i][1]) for i in sorted(results) if results[i][1] is not None]
         class_course = keep_dir or run_dir / "class"
-        build_class_course(class_course, template, graded)
-        (class_course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        try:
+            build_class_course(class_course, template, graded)
+            (class_course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+            gradebooks = [class_course / "gradebook.db"]
+        except Exception as e:  # the class's grading must not be lost with it
+            log(f"labkit autograde: warning: the class course could not be built ({type(e).__name__}: {e}); "
+                "grades.csv comes from each student's own gradebook, and there is no feedback"
+                + (f" and no usable kept course in {keep_dir}" if keep_dir else ""))
+            gradebooks, class_course = [src / "gradebook.db" for _, src in graded], None
         os.umask(old_umask)
         out.mkdir(parents=True, exist_ok=True)
         logs = out / "logs"
@@ -895,8 +906,8 @@ def autograde(
         logs.mkdir()
         for i in sorted(results):
             (logs / f"{subs[i].student}.txt").write_text(results[i][2])
-        table = write_grades(class_course, template, rows, out / "grades.csv")
-        n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log)
+        table = write_grades(gradebooks, template, rows, out / "grades.csv")
+        n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
         log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'} "
             f"({time.perf_counter() - started:.0f} s)")
         if keep_dir is not None:
@@ -943,7 +954,7 @@ def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=pri
     max_score = {n: {m["grade_id"]: float(m.get("points", 0)) for c in release[n].cells
                      if (m := _nbgrader_meta(c)) and m.get("grade")} for n in names}
     template = Template(course, assignment, names, release, {}, cells, max_score)
-    table = write_grades(course, template, rows, out / "grades.csv")
+    table = write_grades([course / "gradebook.db"], template, rows, out / "grades.csv")
     with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
         n = write_feedback(course, Path(tmp), assignment, out / "feedback", log)
     log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'}")

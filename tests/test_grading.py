@@ -15,6 +15,7 @@ import io
 import json
 import re
 import shutil
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -443,6 +444,31 @@ def test_grading_twice_gives_the_same_bytes(graded_class, tmp_path):
     first = (root / "out" / "grades.csv").read_text().splitlines(keepends=True)
     keep = ("student,", "Alice-Smith_1001,", "frank,", "readme.txt,")
     assert (tmp_path / "out" / "grades.csv").read_text() == "".join(l for l in first if l.startswith(keep))
+
+
+def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path, monkeypatch):
+    """If the merge into one class gradebook fails at the very end, grades.csv comes from each
+    student's own gradebook: the same bytes, and a warning that says what is missing."""
+    root, _, _, _ = graded_class
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("Alice Smith_1001_assignsubmission_file_.zip", "frank"):
+        src = root / "submissions" / name
+        shutil.copytree(src, subs / name) if src.is_dir() else shutil.copyfile(src, subs / name)
+
+    def broken_merge(target, sources):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(grading, "merge_gradebooks", broken_merge)
+    messages = []
+    grading.autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out",
+                      options=Options(timeout=TIMEOUT, memory_mb=1024, jobs=2, sandbox=SANDBOX), log=messages.append)
+    warning = [m for m in messages if "could not be built" in m]
+    assert warning and "OperationalError: database is locked" in warning[0] and "no feedback" in warning[0]
+    first = (root / "out" / "grades.csv").read_text().splitlines(keepends=True)
+    keep = ("student,", "Alice-Smith_1001,", "frank,")
+    assert (tmp_path / "out" / "grades.csv").read_text() == "".join(l for l in first if l.startswith(keep))
+    assert (tmp_path / "out" / "logs" / "frank.txt").is_file()
 
 
 # --------------------------------------------------------------------------- the real lab
