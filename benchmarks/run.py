@@ -191,10 +191,8 @@ def bench_pca(args):
         return mu, vt[:m]
 
     t_np, _, (mu, vt) = timed(numpy_svd, args.repeat)
-    Xc = Xn - mu
-    err_np = float((((Xc @ vt.T) @ vt - Xc) ** 2).sum(1).mean())
-
-    err_sk = float(((sk.inverse_transform(sk.transform(Xn)) - Xn) ** 2).sum(1).mean())
+    err_np = recon_error(X, torch.from_numpy(((Xn - mu) @ vt.T) @ vt + mu))
+    err_sk = recon_error(X, torch.from_numpy(sk.inverse_transform(sk.transform(Xn))))
     errors = dict(recon_error_labkit=err_lab, recon_error_numpy=err_np, recon_error_sklearn=err_sk)
     return [
         row("PCA fit, 60000 x 784, M = 2", t_lab, "numpy full SVD", t_np, 10, **errors),

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import io
 import json
 import os
@@ -104,6 +105,7 @@ class Submission:
     notes: list[str] = field(default_factory=list)
     problem: str | None = None                             # the whole submission is unusable
     ignored: bool = False                                  # not a student's submission at all
+    nbytes: int = 0                                        # bytes in files, against MAX_SUBMISSION_BYTES
 
 
 def safe_student_id(name: str) -> str:
@@ -126,48 +128,55 @@ def _wanted(relpath: str) -> bool:
     return bool(parts) and not any(p.startswith(".") or p in SKIP_PARTS for p in parts)
 
 
-def _room(files: dict[str, bytes], size: int, what: str, notes: list[str]) -> bool:
+def _room(sub: Submission, size: int, what: str) -> bool:
     """Whether ``size`` more bytes fit in the student's MAX_SUBMISSION_BYTES; if not, a note says what was left out."""
-    if sum(map(len, files.values())) + size <= MAX_SUBMISSION_BYTES:
+    if sub.nbytes + size <= MAX_SUBMISSION_BYTES:
         return True
-    notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
+    sub.notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
     return False
 
 
-def _read_zip(data: bytes | Path, prefix: str, files: dict[str, bytes], notes: list[str]) -> None:
+def _add_notebook(sub: Submission, rel: str, size: int, read) -> None:
+    """Notebook ``rel`` of ``size`` bytes (``read()`` gives them) into sub.files, unless it is too large."""
+    if size > MAX_NOTEBOOK_BYTES:
+        sub.notes.append(f"{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
+    elif _room(sub, size, rel):
+        sub.files[rel] = read()
+        sub.nbytes += len(sub.files[rel])
+
+
+def _add_zip(sub: Submission, rel: str, size: int, source) -> None:
+    """The notebooks of zip ``rel`` of ``size`` bytes (``source()`` gives its bytes or path), if it fits."""
+    if _room(sub, size, rel):
+        try:
+            _read_zip(source(), f"{rel}/", sub)
+        except ARCHIVE_ERRORS as e:
+            sub.notes.append(f"{rel}: not a valid zip ({e})")
+
+
+def _read_zip(data: bytes | Path, prefix: str, sub: Submission) -> None:
     with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as zf:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
             name = info.filename.replace("\\", "/")
             rel = "/".join(p for p in name.split("/") if p not in ("", ".", ".."))
             if info.is_dir() or not _wanted(rel):
                 continue
+            read = functools.partial(zf.read, info)  # zipfile stops at the declared size and checks the CRC
             if rel.lower().endswith(".ipynb"):
-                if info.file_size > MAX_NOTEBOOK_BYTES:
-                    notes.append(f"{prefix}{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
-                elif _room(files, info.file_size, prefix + rel, notes):
-                    files[prefix + rel] = zf.read(info)  # zipfile stops at the declared size and checks the CRC
-            elif rel.lower().endswith(".zip") and not prefix and _room(files, info.file_size, rel, notes):
-                try:
-                    _read_zip(zf.read(info), f"{rel}/", files, notes)
-                except ARCHIVE_ERRORS as e:
-                    notes.append(f"{rel}: not a valid zip ({e})")
+                _add_notebook(sub, prefix + rel, info.file_size, read)
+            elif rel.lower().endswith(".zip") and not prefix:
+                _add_zip(sub, rel, info.file_size, read)
 
 
-def _read_folder(folder: Path, files: dict[str, bytes], notes: list[str]) -> None:
+def _read_folder(folder: Path, sub: Submission) -> None:
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
         if path.is_symlink() or not path.is_file() or not _wanted(rel):
             continue  # links are never followed: they could point at anything on this machine
         if rel.lower().endswith(".ipynb"):
-            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-                notes.append(f"{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
-            elif _room(files, path.stat().st_size, rel, notes):
-                files[rel] = path.read_bytes()
-        elif rel.lower().endswith(".zip") and _room(files, path.stat().st_size, rel, notes):
-            try:
-                _read_zip(path, f"{rel}/", files, notes)
-            except ARCHIVE_ERRORS as e:
-                notes.append(f"{rel}: not a valid zip ({e})")
+            _add_notebook(sub, rel, path.stat().st_size, path.read_bytes)
+        elif rel.lower().endswith(".zip"):
+            _add_zip(sub, rel, path.stat().st_size, lambda: path)  # called at once, in this iteration
 
 
 def find_submissions(folder: str | os.PathLike) -> list[Submission]:
@@ -185,9 +194,9 @@ def find_submissions(folder: str | os.PathLike) -> list[Submission]:
             if entry.is_symlink():
                 sub.problem, sub.ignored = "ignored: a symbolic link, not a folder or .zip", True
             elif entry.is_dir():
-                _read_folder(entry, sub.files, sub.notes)
+                _read_folder(entry, sub)
             elif entry.suffix.lower() == ".zip":
-                _read_zip(entry, "", sub.files, sub.notes)
+                _read_zip(entry, "", sub)
             else:
                 sub.problem, sub.ignored = "ignored: not a folder or .zip of notebooks", True
         except ARCHIVE_ERRORS as e:

@@ -158,9 +158,9 @@ def _top_eigenpairs(S: np.ndarray, k: int, tol: float = 1e-12, max_iter: int = 6
         Z = S @ Q
         theta, U = np.linalg.eigh(Q.T @ Z)  # Rayleigh-Ritz: S restricted to span(Q)
         theta, U = theta[::-1][:k], U[:, ::-1][:, :k]
-        residual = np.linalg.norm(Z @ U - (Q @ U) * theta, axis=0).max()
-        if residual <= tol * max(theta[0], np.finfo(S.dtype).tiny):
-            return theta.copy(), Q @ U
+        V = Q @ U  # the Ritz vectors; S V = Z U
+        if np.linalg.norm(Z @ U - V * theta, axis=0).max() <= tol * max(theta[0], np.finfo(S.dtype).tiny):
+            return theta.copy(), V
         Q = np.linalg.qr(Z)[0]
     return None
 
