@@ -226,7 +226,7 @@ def bench_notebooks(args):
     notebooks = sorted((ROOT / "solutions").glob("*.ipynb"))
     if not notebooks:
         return [dict(benchmark="solution notebooks end to end", skipped="no solutions/*.ipynb")]
-    from labkit.nbgrader_runner import nbgrader_env
+    from labkit.course.nbgrader import nbgrader_env
 
     env = nbgrader_env()
 
@@ -255,7 +255,7 @@ def _class_of(root: Path, n: int) -> Path:
 
 def _autograde(submissions: Path, out: Path, jobs: int = 1) -> None:
     """`labkit autograde` as an instructor runs it, from this environment's bin/."""
-    from labkit.nbgrader_runner import nbgrader_env
+    from labkit.course.nbgrader import nbgrader_env
 
     subprocess.run([str(Path(sys.executable).parent / "labkit"), "autograde", str(submissions), "--jobs", str(jobs),
                     "--out", str(out)], check=True, capture_output=True, env=nbgrader_env(), cwd=out.parent)
@@ -263,9 +263,9 @@ def _autograde(submissions: Path, out: Path, jobs: int = 1) -> None:
 
 def bench_autograde(args):
     try:
-        from labkit import grading  # noqa: F401
+        from labkit.course import autograde  # noqa: F401
     except ImportError:
-        return [dict(benchmark="autograde one submission", skipped="labkit.grading is not available")]
+        return [dict(benchmark="autograde one submission", skipped="labkit.course.autograde is not available")]
     if not list((ROOT / "solutions").glob("*.ipynb")):
         return [dict(benchmark="autograde one submission", skipped="no solutions/*.ipynb")]
 

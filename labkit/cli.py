@@ -2,8 +2,8 @@
 
     labkit data       load MNIST (verifying and caching it) and print a summary
     labkit lab        run the whole lab headless and write a report      (labkit/lab.py)
-    labkit release    generate the student notebooks from solutions/      (labkit/release.py)
-    labkit autograde  grade a class's submissions with nbgrader          (labkit/grading.py)
+    labkit release    generate the student notebooks from solutions/      (labkit/course/release.py)
+    labkit autograde  grade a class's submissions with nbgrader     (labkit/course/autograde.py)
 
 A command module raises an exception; main() turns the kit's own errors
 (MNIST missing, nbgrader failing, a bad option) into one line and exit code 2.
@@ -16,7 +16,7 @@ import sys
 import time
 
 # Each of these modules adds its own subcommands with `register(subparsers)`.
-COMMAND_MODULES = ("labkit.lab", "labkit.release", "labkit.grading")
+COMMAND_MODULES = ("labkit.lab", "labkit.course.release", "labkit.course.autograde")
 
 
 def _cmd_data(args) -> int:
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from labkit.data import MNISTError
-    from labkit.nbgrader_runner import NbgraderError
+    from labkit.course.nbgrader import NbgraderError
 
     args = build_parser().parse_args(argv)
     try:

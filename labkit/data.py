@@ -33,8 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labkit.paths import project_root
-
 __all__ = [
     "MNISTError",
     "MNISTNotFoundError",
@@ -79,6 +77,14 @@ class CorruptMNISTError(MNISTError):
 
 
 # --------------------------------------------------------------------------- folders
+
+
+def project_root() -> Path | None:
+    """The labkit checkout this package was imported from, or None for an installed wheel."""
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "labkit").is_dir():
+        return repo
+    return None
 
 
 def _project_data_dir() -> Path:

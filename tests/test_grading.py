@@ -1,4 +1,4 @@
-"""`labkit autograde` (labkit/grading.py, labkit/sandbox.py).
+"""`labkit autograde` (labkit/course/: submissions, repair, student, gradebook, autograde, sandbox).
 
 Fast tests check the pieces without nbgrader. Then one class of made-up,
 broken submissions of the tiny fixture assignment (tests/fixtures/grading:
@@ -22,8 +22,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import grading, sandbox
-from labkit.grading import Options, match_notebooks, repair_notebook, safe_student_id
+from labkit.course import gradebook, sandbox, submissions
+from labkit.course.autograde import autograde
+from labkit.course.gradebook import export
+from labkit.course.repair import repair_notebook
+from labkit.course.student import Options
+from labkit.course.submissions import find_submissions, match_notebooks, safe_student_id
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading"
 SOLUTIONS = FIXTURE / "solutions"
@@ -93,7 +97,7 @@ def test_submissions_folder_zip_nesting_and_strays(tmp_path):
     (subs / "broken.zip").write_bytes(b"not a zip")
     (subs / "readme.txt").write_text("hello")
     (subs / "bob.zip").write_bytes((subs / "Carol Li_7_assignsubmission_file_.zip").read_bytes())
-    found = {s.student: s for s in grading.find_submissions(subs)}
+    found = {s.student: s for s in find_submissions(subs)}
     assert sorted(found) == ["Carol-Li_7", "bob", "bob-2", "broken", "readme.txt"]
     assert found["bob-2"].source == "bob.zip" and "student id bob-2" in found["bob-2"].notes[0]
     assert list(found["bob"].files) == ["lab/1_squares.ipynb"]
@@ -129,7 +133,7 @@ def test_a_damaged_zip_is_reported_and_never_stops_the_class(tmp_path):
     (subs / "dave").mkdir()  # a damaged zip inside a student's folder
     _damaged_zip(subs / "dave" / "lab.zip", "corrupt")
     (subs / "dave" / "1_squares.ipynb").write_text("{}")
-    found = {s.student: s for s in grading.find_submissions(subs)}
+    found = {s.student: s for s in find_submissions(subs)}
     assert sorted(found) == ["corrupt", "dave", "encrypted", "method"]
     for how in ("corrupt", "encrypted", "method"):
         assert found[how].problem.startswith("invalid zip: "), (how, found[how].problem)
@@ -140,7 +144,7 @@ def test_a_damaged_zip_is_reported_and_never_stops_the_class(tmp_path):
 
 def test_a_submission_over_the_size_budget_is_cut_short_with_a_note(tmp_path, monkeypatch):
     """A zip bomb (highly compressible notebooks, a nested zip of them) never fills the grader's memory."""
-    monkeypatch.setattr(grading, "MAX_SUBMISSION_BYTES", 50_000)
+    monkeypatch.setattr(submissions, "MAX_SUBMISSION_BYTES", 50_000)
     subs = tmp_path / "subs"
     subs.mkdir()
     inner = io.BytesIO()
@@ -153,7 +157,7 @@ def test_a_submission_over_the_size_budget_is_cut_short_with_a_note(tmp_path, mo
     (subs / "fred").mkdir()  # the same from a folder
     for i in range(4):
         (subs / "fred" / f"n{i}.ipynb").write_text("{}" + " " * 20_000)
-    found = {s.student: s for s in grading.find_submissions(subs)}
+    found = {s.student: s for s in find_submissions(subs)}
     erin, fred = found["erin"], found["fred"]
     for sub in (erin, fred):
         assert 0 < sum(map(len, sub.files.values())) <= 50_000
@@ -316,7 +320,7 @@ def graded_class(tmp_path_factory):
     (root / "out").mkdir()
     (root / "out" / "grades.csv").write_text("last week's grades\n")
     lines = []
-    grading.autograde(subs, solutions=SOLUTIONS, out=root / "out", keep=root / "course",
+    autograde(subs, solutions=SOLUTIONS, out=root / "out", keep=root / "course",
                       options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
                       log=lines.append)
     after = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
@@ -425,7 +429,7 @@ def test_kept_course_exports_the_same_grades(graded_class, tmp_path):
     root, _, _, _ = graded_class
     course = root / "course"
     assert (course / "gradebook.db").is_file() and (course / "autograded" / "bob" / "lab" / "1_squares.ipynb").is_file()
-    grading.export(course, tmp_path / "again", log=lambda *_: None)
+    export(course, tmp_path / "again", log=lambda *_: None)
     assert (tmp_path / "again" / "grades.csv").read_bytes() == (root / "out" / "grades.csv").read_bytes()
 
 
@@ -461,9 +465,9 @@ def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path
     def broken_merge(target, sources):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(grading, "merge_gradebooks", broken_merge)
+    monkeypatch.setattr(gradebook, "merge_gradebooks", broken_merge)
     messages = []
-    grading.autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out",
+    autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out",
                       options=Options(timeout=TIMEOUT, memory_mb=1024, jobs=2, sandbox=SANDBOX), log=messages.append)
     warning = [m for m in messages if "could not be built" in m]
     assert warning and "OperationalError: database is locked" in warning[0] and "no feedback" in warning[0]
@@ -477,7 +481,7 @@ def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path
 @pytest.mark.slow
 @pytest.mark.mnist
 def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_path):
-    from labkit.paths import project_root
+    from labkit.course.paths import project_root
 
     root = project_root()
     if root is None or not list((root / "notebooks").glob("*.ipynb")):
@@ -485,7 +489,7 @@ def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_pat
     subs = tmp_path / "subs"
     shutil.copytree(root / "solutions", subs / "teacher")
     shutil.copytree(root / "notebooks", subs / "untouched")
-    grading.autograde(subs, out=tmp_path / "out", options=Options(jobs=2, sandbox=SANDBOX), log=lambda *_: None)
+    autograde(subs, out=tmp_path / "out", options=Options(jobs=2, sandbox=SANDBOX), log=lambda *_: None)
     rows = load_csv(tmp_path / "out" / "grades.csv")
     names = sorted(p.stem for p in (root / "solutions").glob("*.ipynb"))
     assert set(rows) == {(s, n) for s in ("teacher", "untouched") for n in names}

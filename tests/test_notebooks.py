@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import release
+from labkit.course import release
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

@@ -1,10 +1,14 @@
 """Confine the Jupyter kernel that runs a student's notebook while labkit autogrades.
 
+Owns: choosing the mode (:func:`choose_mode`), the per-student configuration
+and kernelspec (:func:`make_config`, :func:`write_config`), and the wrapper
+that starts, limits and ends each kernel (:func:`launch`).
+
 Each student's throwaway grading course gets its own kernelspec,
 ``labkit-sandbox`` (nbgrader selects it with ``c.Execute.kernel_name``), whose
 command is this module::
 
-    python -m labkit.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]
+    python -m labkit.course.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]
 
 This wrapper runs *outside* the sandbox, as the instructor. It
 
@@ -186,7 +190,7 @@ def write_config(course_dir: str | os.PathLike, config: dict) -> Path:
     spec_dir = course / "jupyter" / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "labkit.sandbox", "kernel", str(path.resolve()), "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "labkit.course.sandbox", "kernel", str(path.resolve()), "-f", "{connection_file}"],
         "display_name": "Python 3 (labkit grading sandbox)",
         "language": "python",
         # interrupts travel as messages on the control channel: no signal has to cross the sandbox
@@ -311,7 +315,7 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
     kdir, work = _kernel_folder(config)
     info = json.loads(Path(connection_file).read_text())
     if info.get("transport") != "ipc" or Path(info["ip"]).parent != Path(config["ipc_dir"]):
-        print(f"labkit.sandbox: the kernel must use ipc sockets in {config['ipc_dir']}", file=sys.stderr)
+        print(f"labkit.course.sandbox: the kernel must use ipc sockets in {config['ipc_dir']}", file=sys.stderr)
         return 2
     conn = kdir / "connection.json"
     conn.write_text(json.dumps(info))
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 4 and argv[0] == "kernel" and argv[2] == "-f":
         return launch(argv[1], argv[3], argv[4:])
-    print("usage: python -m labkit.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]",
+    print("usage: python -m labkit.course.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]",
           file=sys.stderr)
     return 2
 

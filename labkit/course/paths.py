@@ -1,15 +1,11 @@
-"""Where the kit's folders are: the checkout's root, solutions/, notebooks/, data/."""
+"""Where the instructor's folders are: the checkout's root, which holds solutions/ and notebooks/."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from labkit.data import project_root
 
-def project_root() -> Path | None:
-    """The labkit checkout this package was imported from, or None for an installed wheel."""
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").is_file() and (repo / "labkit").is_dir():
-        return repo
-    return None
+__all__ = ["project_root", "require_project_root"]
 
 
 def require_project_root() -> Path:

@@ -22,6 +22,9 @@ are the source of truth. The student versions are made by nbgrader itself:
    (:func:`validate_student_versions`, run in grading mode, LABKIT_GRADING=1);
 5. only then do the notebooks replace ``notebooks/*.ipynb``. When a check
    fails, notebooks/ is left untouched and the command exits non-zero.
+
+Owns: generating (:func:`generate`), normalising (:func:`normalise`), the leak
+check (:func:`find_leaks`), validation, comparison and the command itself.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ASSIGNMENT = "lab"
+from labkit.course.nbgrader import ASSIGNMENT, run_nbgrader, write_course_config
+from labkit.course.paths import require_project_root
 
 # Cell metadata that survives normalisation; everything else (execution
 # timings, collapsed/scrolled state, Colab ids, ...) is editor state.
@@ -59,8 +63,6 @@ class ReleaseError(RuntimeError):
 
 def default_dirs() -> tuple[Path, Path]:
     """(solutions/, notebooks/) of the checkout."""
-    from labkit.paths import require_project_root
-
     root = require_project_root()
     return root / "solutions", root / "notebooks"
 
@@ -86,12 +88,7 @@ def write_course(course_dir: str | os.PathLike, solutions_dir: str | os.PathLike
     for path in solution_notebooks(solutions_dir):
         shutil.copyfile(path, source / path.name)
     db = Path(db_path) if db_path is not None else course / "gradebook.db"
-    (course / "nbgrader_config.py").write_text(
-        "c = get_config()  # noqa: F821\n"
-        f"c.CourseDirectory.root = {str(course.resolve())!r}\n"
-        f"c.CourseDirectory.db_url = {'sqlite:///' + str(db.resolve())!r}\n"
-        "c.CourseDirectory.course_id = 'labkit'\n"
-    )
+    write_course_config(course, db)
     return course
 
 
@@ -134,8 +131,6 @@ def generate(solutions_dir: str | os.PathLike, out_dir: str | os.PathLike) -> li
     :func:`find_leaks` and :func:`validate_student_versions`).
     """
     import nbformat
-
-    from labkit.nbgrader_runner import run_nbgrader
 
     sources = solution_notebooks(solutions_dir)
     out = Path(out_dir)
@@ -238,8 +233,6 @@ def validate_student_versions(student_dir: str | os.PathLike, *, timeout: float 
     executed in a scratch copy (nothing they write lands beside them), with
     LABKIT_GRADING=1. Returns a list of problems; empty means clean.
     """
-    from labkit.nbgrader_runner import run_nbgrader
-
     paths = sorted(Path(student_dir).glob("*.ipynb"))
     if not paths:
         return [f"no notebooks in {student_dir}"]

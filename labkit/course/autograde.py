@@ -1,0 +1,269 @@
+"""`labkit autograde`: grade a class's submissions with nbgrader, every student in a sandbox.
+
+    labkit autograde SUBMISSIONS                 # grades/grades.csv and grades/feedback/<student>/*.html
+    labkit autograde SUBMISSIONS --jobs 2 --keep grades/course
+    labkit autograde --from-course grades/course # after grading written answers in the formgrader
+
+SUBMISSIONS holds one folder or one .zip per student, as a learning management
+system exports them; the student id is the folder's (or zip's) name, made
+safe (``Alice Smith_12345_assignsubmission_file_`` -> ``Alice-Smith_12345``).
+Notebooks may be nested (``alice/lab/1_pca.ipynb``, a zip with a top folder).
+
+How a class is graded:
+
+1. a template nbgrader course in a throwaway folder: the solutions in
+   ``source/<assignment>/``, then ``nbgrader generate_assignment`` (gradebook
+   and student versions);
+2. per student (``--jobs`` at a time), a copy of the template with its own
+   gradebook: the submission's notebooks are matched to the expected ones
+   (misnamed copies such as ``1_PCA (1).ipynb`` when unambiguous), checked
+   and repaired into ``submitted/<student>/<assignment>/`` (invalid JSON,
+   duplicated cells and grade ids, deleted graded cells restored, edited
+   locked cells noted: nbgrader puts the originals back), and
+   ``nbgrader autograde`` runs them with a per-cell timeout, each notebook in
+   a fresh kernel confined by :mod:`labkit.course.sandbox`. A notebook that kills
+   its kernel is set aside (zero, with the reason) and the others are graded;
+3. the students' gradebooks are merged into one class course (kept with
+   ``--keep`` for nbgrader's formgrader), ``nbgrader generate_feedback`` writes
+   the HTML feedback, and ``grades.csv`` gets one row per student and notebook:
+   the points of every graded cell, total, max and a status (``graded``,
+   ``timeout``, ``memory limit``, ``invalid notebook: ...``, ``missing``, ...).
+
+The submissions are never modified; running twice gives the same grades.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+from labkit.course import sandbox
+from labkit.course.assignment import build_template
+from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
+from labkit.course.nbgrader import ASSIGNMENT
+from labkit.course.paths import project_root, require_project_root
+from labkit.course.student import Options, Row, Run, grade_student
+from labkit.course.submissions import Submission, find_submissions
+
+def _hidden_paths(*paths) -> list[str]:
+    out = [str(Path(p).resolve()) for p in paths if p]
+    root = project_root()
+    if root is not None:
+        out.append(str(root))
+    home = Path.home()
+    if str(home) != "/":
+        out.append(str(home))
+    return out
+
+
+def _mnist_folders() -> list[str]:
+    out = []
+    if os.environ.get("LABKIT_DATA"):
+        out.append(str(Path(os.environ["LABKIT_DATA"]).resolve()))
+    root = project_root()
+    if root is not None and (root / "data").is_dir():
+        out.append(str(root / "data"))
+    return out
+
+
+def _prewarm_mnist(run: Path) -> subprocess.Popen:
+    """Load MNIST once into a cache the kernels read (read-only) instead of decoding it each time."""
+    cache = run / "cache"
+    cache.mkdir()
+    code = "from labkit.data import load_mnist\nfor s in ('train', 'test'):\n    load_mnist(s)\n"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=run, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def autograde(
+    submissions: str | os.PathLike,
+    *,
+    solutions: str | os.PathLike | None = None,
+    out: str | os.PathLike = "grades",
+    keep: str | os.PathLike | None = None,
+    options: Options | None = None,
+    log=print,
+) -> list[list[str]]:
+    """Grade every submission in ``submissions``; write ``out/grades.csv``, ``out/feedback/``
+    and ``out/logs/``. Returns grades.csv's rows (without the header)."""
+    options = options or Options()
+    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1:
+        raise ValueError("--timeout, --jobs and --cpu-limit must be positive and --memory at least 256 (MB)")
+    if solutions is None:
+        solutions = require_project_root() / "solutions"
+    solutions, out = Path(solutions).resolve(), Path(out).resolve()
+    submissions = Path(submissions).resolve()
+    if not solutions.is_dir():
+        raise ValueError(f"no solutions folder {solutions}")
+    subs = find_submissions(submissions)
+    keep_dir = Path(keep).resolve() if keep else None
+    if keep_dir is not None and keep_dir.exists() and any(keep_dir.iterdir()):
+        raise ValueError(f"--keep {keep_dir}: the folder exists and is not empty")
+    for path, what in ((out, "--out"), (keep_dir, "--keep")):
+        if path is not None and (path == submissions or submissions in path.parents):
+            raise ValueError(f"{what} {path} lies inside the submissions folder {submissions}")
+    mode, why_not = sandbox.choose_mode(options.sandbox)
+    started = time.perf_counter()
+    old_umask = os.umask(0o077)  # everything in the run: private to the instructor
+    run_dir = Path(tempfile.mkdtemp(prefix="labkit-autograde-"))
+    try:
+        if len(str(run_dir)) > 60:  # the kernels' socket paths must stay under 107 bytes
+            raise ValueError(f"temporary folder {run_dir} too long for Unix sockets: set TMPDIR=/tmp")
+        for name in ("scratch", "ipc", "courses", "jupyter-config", "jupyter-data"):
+            (run_dir / name).mkdir()
+        for path in (run_dir, run_dir / "scratch", run_dir / "ipc"):
+            os.chmod(path, 0o711)  # the kernel's user may pass through to its own folders, not list them
+        env, readable = {}, sandbox.python_dirs() + _mnist_folders()
+        if os.environ.get("LABKIT_DATA"):
+            env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())
+        run = Run(dir=run_dir, template=None, options=options, mode=mode, user=None, readable=readable,
+                  hidden=_hidden_paths(solutions, submissions, out, keep_dir, run_dir), env=env,
+                  threads=max(1, (os.cpu_count() or 1) // options.jobs))
+        # first make sure a kernel can start in the sandbox, and as whom
+        run.user, why_not_nobody = _kernel_user(run)
+        if mode == "basic" and os.geteuid() == 0 and run.user is None and options.sandbox == "auto":
+            raise ValueError(
+                f"refusing to run students' code as root without a sandbox: {why_not}; {why_not_nobody}. "
+                "Install bubblewrap (apt-get install bubblewrap), or pass --sandbox basic to accept the risk "
+                "(docs/instructors.md, 'What is isolated')")
+        config = sandbox.make_config(mode=mode, scratch=run_dir / "scratch", ipc_dir=run_dir / "ipc",
+                                     record=run_dir / "check.jsonl", memory_mb=options.memory_mb,
+                                     cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
+                                     threads=1, env=env, readable=readable, hidden=run.hidden, user=run.user)
+        problem = sandbox.check(config)
+        if problem:
+            raise ValueError(f"a kernel cannot start in the grading sandbox ({mode}): {problem}")
+        # the template course, while MNIST is loaded into a cache the kernels read
+        needs_mnist = any("load_mnist" in p.read_text(errors="replace") for p in solutions.glob("*.ipynb"))
+        prewarm = _prewarm_mnist(run_dir) if needs_mnist else None
+        template = run.template = build_template(run_dir, solutions, options.assignment)
+        if prewarm is not None:
+            output, _ = prewarm.communicate()
+            if prewarm.returncode == 0:
+                env["XDG_CACHE_HOME"] = str(run_dir / "cache")
+                readable.append(str(run_dir / "cache"))
+                for dirpath, _, filenames in os.walk(run_dir / "cache"):
+                    os.chmod(dirpath, 0o755)
+                    for f in filenames:
+                        os.chmod(os.path.join(dirpath, f), 0o644)
+            else:
+                log("labkit autograde: warning: MNIST could not be loaded; notebooks that need it will fail:\n  "
+                    + (output.strip().splitlines() or ["?"])[-1])
+        log(f"labkit autograde: {len(subs)} submissions in {submissions}, notebooks "
+            + ", ".join(template.notebooks) + f"; {options.jobs} at a time")
+        log(f"isolation: {sandbox.describe(config, why_not or why_not_nobody)}")
+
+        results: dict[int, tuple[list[Row], Path | None, str]] = {}
+        lock = threading.Lock()
+
+        def job(i: int, sub: Submission):
+            t0 = time.perf_counter()
+            result = grade_student(sub, i, run)
+            with lock:
+                results[i] = result
+                outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in result[0])
+                log(f"  {sub.student}: {outcome} ({time.perf_counter() - t0:.0f} s)")
+
+        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+            for f in [pool.submit(job, i, sub) for i, sub in enumerate(subs)]:
+                f.result()
+
+        rows = [row for i in sorted(results) for row in results[i][0]]
+        graded = [(subs[i].student, results[i][1]) for i in sorted(results) if results[i][1] is not None]
+        class_course = keep_dir or run_dir / "class"
+        try:
+            build_class_course(class_course, template, graded)
+            (class_course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+            gradebooks = [class_course / "gradebook.db"]
+        except Exception as e:  # the class's grading must not be lost with it
+            log(f"labkit autograde: warning: the class course could not be built ({type(e).__name__}: {e}); "
+                "grades.csv comes from each student's own gradebook, and there is no feedback"
+                + (f" and no usable kept course in {keep_dir}" if keep_dir else ""))
+            gradebooks, class_course = [src / "gradebook.db" for _, src in graded], None
+        os.umask(old_umask)
+        out.mkdir(parents=True, exist_ok=True)
+        logs = out / "logs"
+        if logs.exists():
+            shutil.rmtree(logs)
+        logs.mkdir()
+        for i in sorted(results):
+            (logs / f"{subs[i].student}.txt").write_text(results[i][2])
+        table = write_grades(gradebooks, template, rows, out / "grades.csv")
+        n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
+        log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'} "
+            f"({time.perf_counter() - started:.0f} s)")
+        if keep_dir is not None:
+            log(f"kept the class course in {keep_dir} (nbgrader's formgrader: see docs/instructors.md)")
+        return table
+    finally:
+        os.umask(old_umask)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _kernel_user(run: Run) -> tuple[tuple[int, int] | None, str | None]:
+    """(user, why not nobody): in basic mode as root, nobody when nobody can start the Python
+    environment (it may live in a folder only root can read, such as /root)."""
+    user = sandbox.nobody_ids()
+    if run.mode != "basic" or user is None:
+        return None, None
+    config = sandbox.make_config(mode="basic", scratch=run.dir / "scratch", ipc_dir=run.dir / "ipc",
+                                 record=run.dir / "check.jsonl", memory_mb=run.options.memory_mb,
+                                 cpu_seconds=60, wall_seconds=120, threads=1, env=run.env,
+                                 readable=run.readable, hidden=run.hidden, user=user)
+    problem = sandbox.check(config)
+    if problem is None:
+        return user, None
+    return None, f"nobody cannot start {sys.executable} ({problem.splitlines()[-1][:120]})"
+
+def _cmd_autograde(args) -> int:
+    if args.from_course:
+        if args.submissions:
+            raise ValueError("give either SUBMISSIONS or --from-course, not both")
+        export(args.from_course, args.out)
+        return 0
+    if not args.submissions:
+        raise ValueError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
+    options = Options(assignment=args.assignment, timeout=args.timeout, memory_mb=args.memory,
+                      cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox)
+    autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "autograde",
+        help="grade a class's submissions with nbgrader, each student in a sandbox",
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("submissions", nargs="?", type=Path, metavar="SUBMISSIONS",
+                   help="folder with one folder or .zip of notebooks per student")
+    p.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
+                   help="where grades.csv, feedback/ and logs/ go (default: grades/)")
+    p.add_argument("--solutions", type=Path, default=None, metavar="DIR",
+                   help="the instructor's notebooks (default: the checkout's solutions/)")
+    p.add_argument("--assignment", default=ASSIGNMENT, help="nbgrader assignment name (default: lab)")
+    p.add_argument("--timeout", type=int, default=Options.timeout, metavar="S",
+                   help="seconds a cell may run (default: 120)")
+    p.add_argument("--memory", type=int, default=Options.memory_mb, metavar="MB",
+                   help="address-space limit of a kernel in MB (default: 8192; torch reserves about 3500)")
+    p.add_argument("--cpu-limit", type=int, default=Options.cpu_seconds, metavar="S",
+                   help="processor seconds a notebook's kernel may use (default: 600)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
+                   help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep the class's nbgrader course in DIR (for the formgrader)")
+    p.add_argument("--from-course", type=Path, default=None, metavar="DIR",
+                   help="grade nothing: rewrite grades.csv and feedback from a course kept with --keep")
+    p.set_defaults(func=_cmd_autograde)

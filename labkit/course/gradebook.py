@@ -1,0 +1,158 @@
+"""The class gradebook and what is written from it: grades.csv and the feedback pages.
+
+Owns: merging the students' gradebooks into one class course
+(:func:`build_class_course`), reading the scores back
+(:func:`scores_from_gradebook`), :func:`write_grades` (grades.csv: one row
+per student and notebook, same inputs, same bytes), :func:`write_feedback`
+(``nbgrader generate_feedback``) and :func:`export` (both again from a
+course kept with ``--keep``, after manual grading in the formgrader).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from labkit.course.assignment import Template, copy_course, template_from_course
+from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.student import Row
+
+ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
+
+def merge_gradebooks(target: Path, sources: list[Path]) -> None:
+    """Copy every student's rows from ``sources`` (gradebooks made from the same template as
+    ``target``) into ``target``. nbgrader keys every row with a UUID, so the template's rows
+    are identical everywhere and the students' rows never collide."""
+    con = sqlite3.connect(target)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' AND name != 'alembic_version'")]
+        for i, src in enumerate(sources):
+            con.execute(f"ATTACH DATABASE ? AS s{i}", (str(src),))
+            for table in tables:
+                con.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM s{i}.{table}")
+            con.commit()
+            con.execute(f"DETACH DATABASE s{i}")
+    finally:
+        con.close()
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    text = f"{x:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def scores_from_gradebook(db: Path, assignment: str, template: Template) -> dict[tuple[str, str], dict]:
+    """(student, notebook) -> {grade_id: (score or None, needs manual grade)} for every submission."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = {}
+    with Gradebook("sqlite:///" + str(db.resolve()), COURSE_ID) as gb:
+        for student in gb.students:
+            for name in template.notebooks:
+                try:
+                    snb = gb.find_submission_notebook(name, assignment, student.id)
+                except MissingEntry:
+                    continue
+                cells = {}
+                for grade in snb.grades:
+                    pending = grade.needs_manual_grade and grade.manual_score is None
+                    cells[grade.name] = (None if pending else float(grade.score), pending)
+                out[(student.id, name)] = cells
+    return out
+
+
+def write_grades(gradebooks: list[Path], template: Template, rows: list[Row], out_csv: Path) -> list[list[str]]:
+    """grades.csv: one row per student and notebook, sorted; same inputs, same bytes.
+
+    The scores come from ``gradebooks``: the class course's one, or each student's own."""
+    scores = {}
+    for db in gradebooks:
+        scores.update(scores_from_gradebook(db, template.assignment, template))
+    ids = [(name, gid) for name in template.notebooks for gid in template.cells[name]]
+    clash = {gid for _, gid in ids if sum(g == gid for _, g in ids) > 1}
+    columns = [f"{name}:{gid}" if gid in clash else gid for name, gid in ids]
+    table = []
+    for row in sorted(rows, key=lambda r: (r.student, r.notebook)):
+        line = [row.student, row.notebook]
+        cells = scores.get((row.student, row.notebook), {})
+        status = row.status
+        total, maximum, manual = 0.0, 0.0, []
+        for name, gid in ids:
+            if not row.scored or name != row.notebook:
+                line.append("")
+                continue
+            score, pending = cells.get(gid, (0.0, False))
+            if pending:
+                manual.append(gid)
+            line.append(_fmt(score))
+            total += score or 0.0
+            maximum += template.max_score[name][gid]
+        if manual:
+            status += "; to grade by hand: " + ", ".join(manual)
+        line += [_fmt(total), _fmt(maximum)] if row.scored else ["", ""]
+        table.append(line + [status])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["student", "notebook", *columns, "total", "max", "status"])
+    writer.writerows(table)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    out_csv.write_text(buf.getvalue(), encoding="utf-8")
+    return table
+
+
+def build_class_course(course: Path, template: Template, graded: list[tuple[str, Path]]) -> None:
+    """One nbgrader course with every graded student (their autograded notebooks, one gradebook)."""
+    copy_course(template, course)
+    write_course_config(course, course / "gradebook.db")
+    for student, src in graded:
+        for part in ("submitted", "autograded"):
+            folder = src / part / student
+            if folder.exists():
+                shutil.copytree(folder, course / part / student, dirs_exist_ok=True)
+    merge_gradebooks(course / "gradebook.db", [src / "gradebook.db" for _, src in graded])
+
+
+def write_feedback(course: Path, run_dir: Path, assignment: str, out: Path, log=print) -> int:
+    """``nbgrader generate_feedback`` for the whole class, copied to ``out/<student>/*.html``."""
+    if not (course / "autograded").is_dir():
+        return 0
+    proc = run_nbgrader(["generate_feedback", assignment, "--force"], cwd=course, check=False,
+                        env=jupyter_env(run_dir, course))
+    if proc.returncode != 0:
+        log("labkit autograde: nbgrader generate_feedback reported errors; feedback may be incomplete:\n"
+            + "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:]))
+    if out.exists():
+        shutil.rmtree(out)
+    n = 0
+    for html in sorted((course / "feedback").glob(f"*/{assignment}/*.html")):
+        student = html.parent.parent.name
+        (out / student).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(html, out / student / html.name)
+        n += 1
+    return n
+
+
+def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=print) -> list[list[str]]:
+    """Rewrite ``out/grades.csv`` and ``out/feedback/`` from a course kept with ``--keep``
+    (after grading written answers in nbgrader's formgrader)."""
+    course, out = Path(course).resolve(), Path(out).resolve()
+    rows_file = course / ROWS_FILE
+    if not rows_file.is_file():
+        raise ValueError(f"{course} is not a course kept by `labkit autograde --keep` (no {ROWS_FILE})")
+    rows = [Row(**r) for r in json.loads(rows_file.read_text())]
+    template = template_from_course(course)
+    assignment = template.assignment
+    table = write_grades([course / "gradebook.db"], template, rows, out / "grades.csv")
+    with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
+        n = write_feedback(course, Path(tmp), assignment, out / "feedback", log)
+    log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'}")
+    return table
+

@@ -1,0 +1,209 @@
+"""Grading one student: their notebooks repaired into a copy of the template course, then
+``nbgrader autograde`` with every kernel in the sandbox.
+
+Owns: :class:`Options` (the limits an instructor sets), :class:`Row` (one line
+of grades.csv before the scores are looked up), :class:`Run` (what every
+student's job shares) and :func:`grade_student`, which never raises: a
+notebook that kills its kernel is set aside with the reason and the others
+are graded again; any other failure becomes the rows' status.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.course import sandbox
+from labkit.course.assignment import Template, copy_course
+from labkit.course.nbgrader import ASSIGNMENT, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.repair import repair_notebook, short
+from labkit.course.submissions import Submission, match_notebooks
+
+@dataclass
+class Row:
+    """One line of grades.csv before the scores are looked up."""
+
+    student: str
+    notebook: str
+    status: str
+    scored: bool = True  # False: a file that is none of the assignment's notebooks
+
+
+@dataclass
+class Options:
+    assignment: str = ASSIGNMENT
+    timeout: int = 120         # seconds per cell (nbgrader's Execute.timeout)
+    memory_mb: int = 8192      # address space of a kernel (torch alone reserves about 3.5 GB)
+    cpu_seconds: int = 600     # processor time of a kernel (one notebook)
+    jobs: int = 1
+    sandbox: str = "auto"
+
+    @property
+    def wall_seconds(self) -> int:  # a kernel that ignores interrupts is killed after this
+        return max(10 * self.timeout, self.cpu_seconds) + 60
+
+
+@dataclass
+class Run:
+    """What every student's job needs."""
+
+    dir: Path
+    template: Template | None
+    options: Options
+    mode: str
+    user: tuple[int, int] | None
+    readable: list[str]
+    hidden: list[str]
+    env: dict[str, str]
+    threads: int
+
+
+_NOTEBOOK_LINE = re.compile(r"(?:Sanitizing|Autograding) (\S+?\.ipynb)")
+_EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
+
+
+def _failure_reason(output: str, records: list[dict]) -> str:
+    died = [r for r in records if r.get("returncode")]
+    if died:
+        return f"kernel died: {died[-1]['ended']}"
+    exceptions = [m for m in map(_EXCEPTION_LINE.match, output.splitlines()) if m]
+    if not exceptions:
+        return "error: nbgrader failed (see the log)"
+    name, message = exceptions[-1].group(1).split(".")[-1], (exceptions[-1].group(2) or "").strip()
+    if name == "UnresponsiveKernelError":
+        return "timeout: the kernel did not respond to an interrupt"
+    if name in ("DeadKernelError",) or "Kernel died" in message:
+        return "kernel died"
+    return f"error: {name}: {short(message, 100)}" if message else f"error: {name}"
+
+
+def _outcome(nb_path: Path, options: Options) -> str:
+    """graded / timeout / memory limit, from the errors in an autograded notebook."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:
+        return "graded"
+    enames, texts = set(), []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                enames.add(out.get("ename", ""))
+                texts.append(str(out.get("evalue", "")))
+    if "CellTimeoutError" in enames:
+        return f"timeout (a cell ran over {options.timeout} s)"
+    memory_words = ("can't allocate memory", "cannot allocate memory", "bad_alloc", "out of memory")
+    if "MemoryError" in enames or any(w in t.lower() for t in texts for w in memory_words):
+        return f"memory limit ({options.memory_mb} MB)"
+    return "graded"
+
+
+def grade_student(sub: Submission, index: int, run: Run) -> tuple[list[Row], Path | None, str]:
+    """Grade one student's submission in its own course. Returns (rows, course folder if nbgrader
+    graded anything, log). Never raises: any failure becomes the rows' status."""
+    log: list[str] = []
+    try:
+        return _grade_student(sub, index, run, log)
+    except Exception as e:  # a bug or a machine problem must not lose the other students
+        log.append(f"labkit: grading {sub.student} failed: {e!r}")
+        rows = [Row(sub.student, name, f"error: {short(e)}") for name in run.template.notebooks]
+        return rows, None, "\n".join(log)
+
+
+def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tuple[list[Row], Path | None, str]:
+    import nbformat
+
+    template, options, assignment = run.template, run.options, run.template.assignment
+    extra = "; ".join(sub.notes)
+    if sub.ignored:
+        return [Row(sub.student, sub.source, sub.problem, scored=False)], None, ""
+    if sub.problem:
+        return [Row(sub.student, name, "; ".join([sub.problem, *sub.notes])) for name in template.notebooks], None, ""
+    chosen, notes, unrecognised = match_notebooks(list(sub.files), template.notebooks)
+    rows: dict[str, Row] = {}
+    for path in unrecognised:
+        rows[path] = Row(sub.student, path, "unrecognised notebook: matches none of "
+                         + ", ".join(f"{n}.ipynb" for n in template.notebooks) + " (not graded)", scored=False)
+    course = run.dir / "courses" / str(index)
+    copy_course(template, course)
+    submitted = course / "submitted" / sub.student / assignment
+    submitted.mkdir(parents=True)
+    status: dict[str, str] = {}
+    for name in template.notebooks:
+        if name not in chosen:
+            status[name] = "missing" if sub.files else "missing (no notebook in the submission)"
+            continue
+        nb, repair_notes, problem = repair_notebook(sub.files[chosen[name]], template.release[name],
+                                                    template.source[name])
+        notes[name] = notes[name] + repair_notes
+        if problem:
+            status[name] = problem
+            continue
+        nbformat.write(nb, submitted / f"{name}.ipynb")
+        status[name] = "graded"
+    pending = [n for n in template.notebooks if status[n] == "graded"]
+    graded_any = False
+    if pending:
+        ipc = run.dir / "ipc" / str(index)
+        ipc.mkdir(parents=True)
+        config = sandbox.make_config(
+            mode=run.mode, scratch=run.dir / "scratch", ipc_dir=ipc, record=course / "kernels.jsonl",
+            memory_mb=options.memory_mb, cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
+            threads=run.threads, env=run.env, readable=run.readable, hidden=run.hidden, user=run.user)
+        sandbox.hand_over(ipc, config)
+        sandbox.write_config(course, config)
+        write_course_config(course, course / "gradebook.db", (
+            f"c.Execute.timeout = {int(options.timeout)}\n"
+            "c.Execute.startup_timeout = 180\n"
+            "c.Execute.iopub_timeout = 30\n"
+            f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n"
+            "c.KernelManager.transport = 'ipc'\n"
+            f"c.KernelManager.ip = {str(ipc / 'k')!r}\n"
+            "c.OverwriteCells.add_missing_cells = False  # labkit restores deleted cells itself\n"
+            "c.LimitOutput.max_lines = 1000\n"
+            "c.LimitOutput.max_traceback = 100\n"))
+        env = jupyter_env(run.dir, course)
+        record = course / "kernels.jsonl"
+        while pending:
+            seen = len(record.read_text().splitlines()) if record.exists() else 0
+            limit = len(pending) * (options.wall_seconds + 60) + 300
+            try:
+                proc = run_nbgrader(["autograde", assignment, "--student", sub.student, "--force"], cwd=course,
+                                    check=False, env=env, timeout=limit)
+            except subprocess.TimeoutExpired:
+                for name in pending:
+                    status[name] = f"error: nbgrader autograde did not finish in {limit} s"
+                break
+            output = proc.stdout + proc.stderr
+            log.append(output)
+            if proc.returncode == 0:
+                graded_any = True
+                break
+            records = [json.loads(line) for line in record.read_text().splitlines()[seen:]] if record.exists() else []
+            where = [Path(m).stem for m in _NOTEBOOK_LINE.findall(output)]
+            failed = where[-1] if where and where[-1] in pending else None
+            reason = _failure_reason(output, records)
+            if failed is None:  # cannot tell which notebook: give up on the rest, saying why
+                for name in pending:
+                    status[name] = reason
+                pending = []
+                break
+            status[failed] = reason
+            pending.remove(failed)
+            (course / "set-aside").mkdir(exist_ok=True)
+            os.replace(submitted / f"{failed}.ipynb", course / "set-aside" / f"{failed}.ipynb")
+            log.append(f"labkit: {failed}.ipynb set aside ({reason}); grading the others again")
+        for name in template.notebooks:
+            autograded = course / "autograded" / sub.student / assignment / f"{name}.ipynb"
+            if status[name] == "graded" and graded_any and autograded.exists():
+                status[name] = _outcome(autograded, options)
+    for name in template.notebooks:
+        text = "; ".join([status[name], *notes[name], *([extra] if extra else [])])
+        rows[name] = Row(sub.student, name, text)
+    return list(rows.values()), (course if graded_any else None), "\n".join(log)
+
+
