@@ -171,6 +171,11 @@ def recon_error(X, X_rec) -> float:
     return squared_errors(X, X_rec).mean().item()
 
 
+def within(entry: dict, factor: float) -> dict:
+    """The row with the target "labkit takes at most `factor` times the baseline's time"."""
+    return dict(entry, target=f"within {factor:g}x", met=bool(entry["labkit_s"] <= factor * entry["baseline_s"]))
+
+
 def bench_pca(args):
     import numpy as np
     from sklearn.decomposition import PCA as SkPCA
@@ -196,8 +201,8 @@ def bench_pca(args):
     errors = dict(recon_error_labkit=err_lab, recon_error_numpy=err_np, recon_error_sklearn=err_sk)
     return [
         row("PCA fit, 60000 x 784, M = 2", t_lab, "numpy full SVD", t_np, 10, **errors),
-        row("PCA fit, 60000 x 784, M = 2", t_lab, f"scikit-learn PCA (svd_solver={sk._fit_svd_solver})", t_sk, 1,
-            **errors),
+        within(row("PCA fit, 60000 x 784, M = 2", t_lab, f"scikit-learn PCA (svd_solver={sk._fit_svd_solver})", t_sk,
+                   **errors), 2),
     ]
 
 
@@ -215,8 +220,8 @@ def bench_ppca(args):
     (t_lab, _, ppca), (t_sk, _, sk) = runs["labkit"], runs["sklearn"]
     ll_lab = ppca.log_likelihood(Xt).mean().item()
     ll_sk = float(sk.score(Xt.numpy()))
-    return [row("PPCA closed-form fit, M = 2", t_lab, "scikit-learn PCA (probabilistic model)", t_sk, 1,
-                test_loglik_labkit=ll_lab, test_loglik_sklearn=ll_sk)]
+    return [within(row("PPCA closed-form fit, M = 2", t_lab, "scikit-learn PCA (probabilistic model)", t_sk,
+                       test_loglik_labkit=ll_lab, test_loglik_sklearn=ll_sk), 2)]
 
 
 # --------------------------------------------------------------------------- notebooks and grading
@@ -321,12 +326,11 @@ LIMITS = [
     "  products at that rate: (loader time + product time) / product time. A target above the ceiling cannot be",
     "  met on this machine by any training loop; what is left of the epoch is the products themselves and the",
     "  element-wise work (activations, loss, Adam) that no loop can avoid.",
-    "- **PCA and PPCA fits**: labkit and scikit-learn spend nearly all their time in the same float32 product",
-    "  X^T X (BLAS syrk). labkit leaves out of it the pixels that never change (67 on MNIST, about a fifth of the",
-    "  product's work) and, for M <= 6, takes the top eigenvectors by subspace iteration instead of the full",
-    "  784 x 784 eigendecomposition. It also shifts each block of rows by a provisional centre, for precision:",
-    "  without the shift (scikit-learn's way) the covariance loses digits to the subtraction of mu mu^T, and",
-    "  with 20 components the MNIST reconstructions drift past 1e-5 of the exact SVD's (tests/test_pca.py).",
+    "- **PCA and PPCA fits**: both spend most of their time in the float32 product X^T X. scikit-learn's numpy",
+    "  calls BLAS syrk for it (one triangle of the symmetric result: half the work), torch a general matrix",
+    "  product; labkit also centres each block of rows before its product (sums of the blocks in float64) and",
+    "  takes the eigendecomposition in float64 where scikit-learn's is float32. labkit keeps one readable torch",
+    "  code path on every device rather than speed tricks, hence the target: within 2x of scikit-learn.",
 ]
 
 
