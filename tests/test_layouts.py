@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -308,3 +309,72 @@ def test_kept_course_writes_the_same_summary_and_imports(canvas_class, tmp_path)
     assert main(["autograde", "--from-course", str(out.parent / "course"), "--out", str(tmp_path)]) == 0
     for name in ("grades.csv", "summary.csv", "canvas-import.csv", "moodle-import.csv"):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def doc_blocks() -> list[str]:
+    """The code blocks of docs/instructors.md, each with its lines' newlines."""
+    text = (Path(__file__).parent.parent / "docs" / "instructors.md").read_text()
+    return re.findall(r"^```[a-z]*\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_the_docs_show_the_test_classes(canvas_class, tmp_path):
+    """docs/instructors.md's trees, roster and outputs are this file's classes and what grading wrote."""
+    blocks = doc_blocks()
+    tree = next(b for b in blocks if "smithjane_1001_5001_1_squares.ipynb" in b)
+    shown = [line.split()[0] for line in tree.splitlines()[1:]]
+    assert sorted(shown) == sorted(p.name for p in canvas_download(tmp_path / "c").iterdir())
+    folders = next(b for b in blocks if "assignsubmission_file_" in b)
+    for name in ("Jane Smith_11_assignsubmission_file_/", "lab-2-alice/", "lab-2-bob-b/", "carol.zip"):
+        assert "\n  " + name in folders
+    assert CANVAS_ROSTER in blocks
+    out, _ = canvas_class
+    assert (out / "summary.csv").read_text() in blocks
+    for name in ("canvas-import.csv", "moodle-import.csv"):
+        shown = next(b for b in blocks if b.startswith(rows_of(out / name)[0][0]) and "..." in b)
+        lines = (out / name).read_text().splitlines()
+        assert [line for line in shown.splitlines() if line != "..."] == [
+            line for line in lines if line in shown.splitlines()], name
+        assert all(line in lines for line in shown.splitlines() if line != "..."), name
+
+
+# --------------------------------------------------------------------------- a Moodle class, graded once
+
+MOODLE_WORKSHEET = """\
+Identifier,Full name,Email address,Status,Grade,Maximum Grade
+Participant 11,Jane Smith,jane1@example.org,Submitted for grading,,7
+Participant 12,Jane Smith,jane2@example.org,Submitted for grading,,7
+Participant 14,Sam Park,sam@example.org,No submission,,7
+"""
+
+
+def test_moodle_class_with_its_grading_worksheet(tmp_path):
+    """Moodle's download (two students named Jane Smith, one not on the worksheet) and its grading
+    worksheet as the roster: every row of summary.csv and moodle-import.csv."""
+    subs = tmp_path / "download"
+    for name in ("1_squares", "2_lists"):  # Jane Smith 11: the solutions, nested
+        (subs / "Jane Smith_11_assignsubmission_file_" / "lab").mkdir(parents=True, exist_ok=True)
+        (subs / "Jane Smith_11_assignsubmission_file_" / "lab" / f"{name}.ipynb").write_text(notebook("solution", name))
+    with zipfile.ZipFile(subs / "Jane Smith_12_assignsubmission_file_.zip", "w") as zf:  # the other: untouched
+        for name in ("1_squares", "2_lists"):
+            zf.writestr(f"{name}.ipynb", notebook("student", name))
+    (subs / "Ann Bell_13_assignsubmission_file_").mkdir()  # not on the worksheet
+    (subs / "Ann Bell_13_assignsubmission_file_" / "1_squares.ipynb").write_text(notebook("solution", "1_squares"))
+    roster = write(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
+    autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", roster=roster, lms=("moodle",),
+              options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
+              log=lambda *_: None)
+    out = tmp_path / "out"
+    assert rows_of(out / "summary.csv")[1:] == [
+        ["Ann-Bell_13", "13", "Ann Bell", "", "3", "0", "3", "7", "1", "no",
+         "not on the roster; 2_lists: missing; to grade by hand"],
+        ["Jane-Smith_11", "11", "Jane Smith", "jane1@example.org", "3", "3", "6", "7", "1", "no", "to grade by hand"],
+        ["Jane-Smith_12", "12", "Jane Smith", "jane2@example.org", "0", "0", "0", "7", "0", "no", "ok"],
+        ["Sam-Park_14", "14", "Sam Park", "sam@example.org", "0", "0", "0", "7", "0", "no", "missing (no submission)"],
+    ]
+    assert rows_of(out / "moodle-import.csv") == [
+        ["Email address", "Full name", "lab"],
+        ["jane1@example.org", "Jane Smith", "6"],
+        ["jane2@example.org", "Jane Smith", "0"],
+        ["sam@example.org", "Sam Park", "0"],
+    ]
+    assert not (out / "canvas-import.csv").exists()

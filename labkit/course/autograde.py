@@ -2,6 +2,7 @@
 
     labkit autograde SUBMISSIONS                 # grades/grades.csv and grades/feedback/<student>/*.html
     labkit autograde SUBMISSIONS --jobs 2 --keep grades/course
+    labkit autograde SUBMISSIONS --roster roster.csv --lms canvas   # + summary.csv, canvas-import.csv
     labkit autograde --from-course grades/course # after grading written answers in the formgrader
 
 SUBMISSIONS holds one folder or one .zip per student (Moodle, GitHub Classroom;
@@ -54,11 +55,11 @@ from labkit.course import sandbox
 from labkit.course.assignment import build_template
 from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
 from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
+from labkit.course.layouts import LAYOUTS, read_submissions
 from labkit.course.nbgrader import ASSIGNMENT
 from labkit.course.paths import project_root, require_project_root
-from labkit.course.student import Options, Row, Run, grade_student
-from labkit.course.layouts import LAYOUTS, read_submissions
 from labkit.course.roster import apply_roster, read_roster
+from labkit.course.student import Options, Row, Run, grade_student
 from labkit.course.submissions import Submission
 
 def _hidden_paths(*paths) -> list[str]:
