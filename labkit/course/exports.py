@@ -164,7 +164,7 @@ def write_moodle(totals: dict[str, Totals], subs: list[Submission], column: str,
         rows.append([*values, sub.name, fmt_points(t.total)])
     if skipped:
         log(f"labkit autograde: warning: {path.name}: no email, ID number or username for "
-            f"{', '.join(skipped)} (left out); give a roster with one of them (--roster)")
+            f"{', '.join(skipped)} (left out: not on the roster, or the roster has none of these columns)")
     return _csv(path, [*(h for h, _ in ids), "Full name", column], rows)
 
 
