@@ -7,10 +7,13 @@ through it):
 
 - ``release``      ``labkit release``: student notebooks generated from solutions/, checked for leaks
 - ``submissions``  finding and reading SUBMISSIONS (folders, zips), matching files to notebooks
+- ``layouts``      how platforms lay out SUBMISSIONS (Moodle, GitHub Classroom, Canvas), detected and read
+- ``roster``       the class roster, matched to the submissions (missing students, strangers)
 - ``repair``       checking a submitted notebook against its release and repairing it
 - ``assignment``   the template nbgrader course every student's grading starts from
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
+- ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``autograde``    ``labkit autograde``: the run that ties the above together
 - ``sandbox``      the kernel wrapper that confines students' code
 - ``nbgrader``     nbgrader as a subprocess, course configuration files

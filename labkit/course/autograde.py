@@ -2,12 +2,17 @@
 
     labkit autograde SUBMISSIONS                 # grades/grades.csv and grades/feedback/<student>/*.html
     labkit autograde SUBMISSIONS --jobs 2 --keep grades/course
+    labkit autograde SUBMISSIONS --roster roster.csv --lms canvas   # + summary.csv, canvas-import.csv
     labkit autograde --from-course grades/course # after grading written answers in the formgrader
 
-SUBMISSIONS holds one folder or one .zip per student, as a learning management
-system exports them; the student id is the folder's (or zip's) name, made
-safe (``Alice Smith_12345_assignsubmission_file_`` -> ``Alice-Smith_12345``).
-Notebooks may be nested (``alice/lab/1_pca.ipynb``, a zip with a top folder).
+SUBMISSIONS holds one folder or one .zip per student (Moodle, GitHub Classroom;
+the student id is the folder's or zip's name, made safe:
+``Alice Smith_12345_assignsubmission_file_`` -> ``Alice-Smith_12345``), or
+Canvas's flat download (``smithjane_LATE_12345_67890_1_pca-1.ipynb``: student
+``smithjane_12345``, the newest version of each notebook graded); --layout
+forces one. Notebooks may be nested (``alice/lab/1_pca.ipynb``, a zip with a
+top folder). With --roster every student on the class list gets rows; with
+--lms the platform's gradebook import file is written beside summary.csv.
 
 How a class is graded:
 
@@ -48,11 +53,14 @@ from pathlib import Path
 
 from labkit.course import sandbox
 from labkit.course.assignment import build_template
+from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
 from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
+from labkit.course.layouts import LAYOUTS, read_submissions
 from labkit.course.nbgrader import ASSIGNMENT
 from labkit.course.paths import project_root, require_project_root
+from labkit.course.roster import apply_roster, read_roster
 from labkit.course.student import Options, Row, Run, grade_student
-from labkit.course.submissions import Submission, find_submissions
+from labkit.course.submissions import Submission
 
 def _hidden_paths(*paths) -> list[str]:
     out = [str(Path(p).resolve()) for p in paths if p]
@@ -93,9 +101,17 @@ def autograde(
     keep: str | os.PathLike | None = None,
     options: Options | None = None,
     log=print,
+    layout: str = "auto",
+    roster: str | os.PathLike | None = None,
+    roster_columns: dict[str, str | None] | None = None,
+    lms: tuple[str, ...] = (),
+    lms_column: str | None = None,
 ) -> list[list[str]]:
-    """Grade every submission in ``submissions``; write ``out/grades.csv``, ``out/feedback/``
-    and ``out/logs/``. Returns grades.csv's rows (without the header)."""
+    """Grade every submission in ``submissions`` (read in ``layout``: auto, folders, moodle, canvas);
+    write ``out/grades.csv``, ``out/summary.csv``, ``out/<lms>-import.csv`` for each of ``lms``,
+    ``out/feedback/`` and ``out/logs/``. ``roster``: a CSV of the class (``roster_columns``: its
+    ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
+    rows. Returns grades.csv's rows (without the header)."""
     options = options or Options()
     if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1:
         raise ValueError("--timeout, --jobs and --cpu-limit must be positive and --memory at least 256 (MB)")
@@ -105,7 +121,11 @@ def autograde(
     submissions = Path(submissions).resolve()
     if not solutions.is_dir():
         raise ValueError(f"no solutions folder {solutions}")
-    subs = find_submissions(submissions)
+    subs, layout = read_submissions(submissions, layout, sorted(p.stem for p in solutions.glob("*.ipynb")))
+    class_roster = read_roster(roster, **(roster_columns or {})) if roster is not None else None
+    check_lms(tuple(lms), layout, class_roster.kind if class_roster else None)
+    if class_roster is not None:
+        subs = apply_roster(subs, class_roster)
     keep_dir = Path(keep).resolve() if keep else None
     if keep_dir is not None and keep_dir.exists() and any(keep_dir.iterdir()):
         raise ValueError(f"--keep {keep_dir}: the folder exists and is not empty")
@@ -159,7 +179,7 @@ def autograde(
             else:
                 log("labkit autograde: warning: MNIST could not be loaded; notebooks that need it will fail:\n  "
                     + (output.strip().splitlines() or ["?"])[-1])
-        log(f"labkit autograde: {len(subs)} submissions in {submissions}, notebooks "
+        log(f"labkit autograde: {len(subs)} submissions in {submissions} ({layout} layout), notebooks "
             + ", ".join(template.notebooks) + f"; {options.jobs} at a time")
         log(f"isolation: {sandbox.describe(config, why_not or why_not_nobody)}")
 
@@ -184,6 +204,7 @@ def autograde(
         try:
             build_class_course(class_course, template, graded)
             (class_course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+            save_students(class_course, subs, layout, tuple(lms), lms_column)
             gradebooks = [class_course / "gradebook.db"]
         except Exception as e:  # the class's grading must not be lost with it
             log(f"labkit autograde: warning: the class course could not be built ({type(e).__name__}: {e}); "
@@ -199,8 +220,10 @@ def autograde(
         for i in sorted(results):
             (logs / f"{subs[i].student}.txt").write_text(results[i][2])
         table = write_grades(gradebooks, template, rows, out / "grades.csv")
+        written = write_outputs(table, subs, template, out, tuple(lms), lms_column, layout, log)
         n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
-        log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'} "
+        log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', *written])} ({len(table)} rows) "
+            f"and {n} feedback pages in {out / 'feedback'} "
             f"({time.perf_counter() - started:.0f} s)")
         if keep_dir is not None:
             log(f"kept the class course in {keep_dir} (nbgrader's formgrader: see docs/instructors.md)")
@@ -229,13 +252,18 @@ def _cmd_autograde(args) -> int:
     if args.from_course:
         if args.submissions:
             raise ValueError("give either SUBMISSIONS or --from-course, not both")
-        export(args.from_course, args.out)
+        table = export(args.from_course, args.out)
+        for path in outputs_from_course(args.from_course, args.out, table):
+            print(f"wrote {path}")
         return 0
     if not args.submissions:
         raise ValueError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
     options = Options(assignment=args.assignment, timeout=args.timeout, memory_mb=args.memory,
                       cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox)
-    autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options)
+    columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}
+    autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options,
+              layout=args.layout, roster=args.roster, roster_columns=columns, lms=tuple(args.lms or ()),
+              lms_column=args.lms_column)
     return 0
 
 
@@ -247,7 +275,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("submissions", nargs="?", type=Path, metavar="SUBMISSIONS",
-                   help="folder with one folder or .zip of notebooks per student")
+                   help="folder with one folder or .zip of notebooks per student, or Canvas's download")
     p.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
                    help="where grades.csv, feedback/ and logs/ go (default: grades/)")
     p.add_argument("--solutions", type=Path, default=None, metavar="DIR",
@@ -262,6 +290,20 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
                    help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help="how SUBMISSIONS is laid out: folders (one folder or zip per student; moodle is the same), "
+                        "canvas (Canvas's flat download, or its zip), auto (default: canvas when its file names say so)")
+    p.add_argument("--roster", type=Path, default=None, metavar="CSV",
+                   help="the class list: every student on it gets a row (missing: zero); others are flagged")
+    p.add_argument("--roster-id", default=None, metavar="COLUMN", help="the roster's student id column (default: detected)")
+    p.add_argument("--roster-name", default=None, metavar="COLUMN", help="the roster's name column (default: detected)")
+    p.add_argument("--roster-email", default=None, metavar="COLUMN", help="the roster's email column (default: detected)")
+    p.add_argument("--lms", action="append", choices=("canvas", "moodle"), default=None,
+                   help="also write canvas-import.csv or moodle-import.csv, the platform's gradebook import "
+                        "(repeat for both)")
+    p.add_argument("--lms-column", default=None, metavar="NAME",
+                   help="the grade column in the import files (default: the assignment name; Canvas: "
+                        "'Lab 3 (12345)' updates assignment 12345, a plain name creates an assignment)")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="keep the class's nbgrader course in DIR (for the formgrader)")
     p.add_argument("--from-course", type=Path, default=None, metavar="DIR",

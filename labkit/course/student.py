@@ -124,6 +124,8 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
     if sub.problem:
         return [Row(sub.student, name, "; ".join([sub.problem, *sub.notes])) for name in template.notebooks], None, ""
     chosen, notes, unrecognised = match_notebooks(list(sub.files), template.notebooks)
+    for name, path in chosen.items():  # what the layout noted about that file (versions, LATE)
+        notes[name] = sub.file_notes.get(path, []) + notes[name]
     rows: dict[str, Row] = {}
     for path in unrecognised:
         rows[path] = Row(sub.student, path, "unrecognised notebook: matches none of "

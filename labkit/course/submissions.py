@@ -34,6 +34,14 @@ class Submission:
     problem: str | None = None                             # the whole submission is unusable
     ignored: bool = False                                  # not a student's submission at all
     nbytes: int = 0                                        # bytes in files, against MAX_SUBMISSION_BYTES
+    # what the platform and the roster say (labkit.course.layouts, labkit.course.roster)
+    name: str = ""                                         # the student's name, where known
+    platform_id: str = ""                                  # Canvas user id, Moodle participant, GitHub user
+    late: bool = False                                     # the platform marked a graded file late
+    file_notes: dict[str, list[str]] = field(default_factory=dict)  # path in files -> notes for its row
+    attention: list[str] = field(default_factory=list)     # short items for summary.csv's status
+    person: object = None                                  # its roster.Person, when a roster was given
+    missing: bool = False                                  # on the roster, nothing submitted
 
 
 def safe_student_id(name: str) -> str:
@@ -80,6 +88,18 @@ def _add_zip(sub: Submission, rel: str, size: int, source) -> None:
             _read_zip(source(), f"{rel}/", sub)
         except ARCHIVE_ERRORS as e:
             sub.notes.append(f"{rel}: not a valid zip ({e})")
+
+
+def add_entry(sub: Submission, rel: str, size: int, read) -> bool:
+    """One file of a submission read by a layout (labkit.course.layouts): a notebook or a zip of
+    them, under the same budgets as a folder's files. ``read()`` gives its bytes. False: neither."""
+    if rel.lower().endswith(".ipynb"):
+        _add_notebook(sub, rel, size, read)
+    elif rel.lower().endswith(".zip"):
+        _add_zip(sub, rel, size, read)
+    else:
+        return False
+    return True
 
 
 def _read_zip(data: bytes | Path, prefix: str, sub: Submission) -> None:
@@ -130,8 +150,13 @@ def find_submissions(folder: str | os.PathLike) -> list[Submission]:
         except ARCHIVE_ERRORS as e:
             sub.problem = f"invalid zip: {e}" if entry.suffix.lower() == ".zip" else f"could not be read: {e}"
         subs.append(sub)
+    return number_duplicates(subs)
+
+
+def number_duplicates(subs: list[Submission]) -> list[Submission]:
+    """Two entries with the same id: the second becomes id-2, ... (with a note). Sorted by id."""
     seen: dict[str, int] = {}
-    for sub in subs:  # two entries with the same id: the second becomes id-2, ...
+    for sub in subs:
         n = seen.get(sub.student, 0) + 1
         seen[sub.student] = n
         if n > 1:
