@@ -8,7 +8,7 @@ line), with the fixture assignment (tests/fixtures/grading):
   the folder (and, outside bubblewrap, leaves a setuid copy in ``/tmp``); reads ``/etc/shadow``
   and ``/etc/ssl/private``. 2_lists: starts a detached daemon that waits for the next students'
   kernels, reads their connection files and takes them over (every later cell becomes
-  ``assert False``); tries the network; a fork storm of sleeping processes.
+  ``assert False``); tries the network; in a last cell of its own, a fork storm of sleepers.
 - ``a2-stubborn``, 1_squares: ignores the interrupt and loops; 2_lists: hogs memory.
 - ``z-honest``: the solutions, graded after the attackers (one student at a time in basic mode,
   so that the daemon is there when the honest kernels start).
@@ -65,7 +65,7 @@ except OSError as e:
 for path in ("/etc/shadow", "/etc/ssl/private"):
     try:
         data = open(path).read() if os.path.isfile(path) else repr(os.listdir(path))
-        print("SECRET-READ", path, data[:300])
+        print("SECRET", "READ", path, data[:300])
     except OSError as e:
         print("SECRET-DENIED", path, type(e).__name__)
 time.sleep(4)  # the host's watcher tries the setuid copy meanwhile
@@ -116,7 +116,7 @@ subprocess.Popen([sys.executable, "-c", {daemon!r}, "{token}"], start_new_sessio
 for host, port in (("127.0.0.1", {port}), ("1.1.1.1", 53)):
     try:
         socket.create_connection((host, port), timeout=2).close()
-        print("NET-OK", host)
+        print("NET", "OK", host)
     except OSError as e:
         print("NET-DENIED", host, type(e).__name__)
 
@@ -140,9 +140,6 @@ for _ in range(300):
             os._exit(0)
     forked += 1
 print("FORKED", forked)
-
-def largest(xs):
-    return max(xs)
 '''
 
 
@@ -161,8 +158,9 @@ def make_class(subs: Path, token: str, port: int) -> None:
         nbformat.write(nb, subs / student / f"{name}.ipynb")
 
     write("a1-attacker", "1_squares", _nb("1_squares", square=FILES_ATTACK.format(token=token)))
-    write("a1-attacker", "2_lists", _nb("2_lists", mean=PROCESS_ATTACK.format(daemon=DAEMON, token=token, port=port),
-                                        largest=FORK_STORM))
+    nb = _nb("2_lists", mean=PROCESS_ATTACK.format(daemon=DAEMON, token=token, port=port))
+    nb.cells.append(nbformat.v4.new_code_cell(FORK_STORM))  # a cell of its own, after the tests
+    write("a1-attacker", "2_lists", nb)
     write("a2-stubborn", "1_squares", _nb("1_squares", add="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                           "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"))
     write("a2-stubborn", "2_lists", _nb("2_lists", mean="def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\n"
@@ -328,7 +326,7 @@ def test_root_owned_files_stay_unreadable(attacked):
     text = autograded(attacked, "a1-attacker", "1_squares")
     page = feedback(attacked, "a1-attacker", "1_squares")
     assert "SECRET-DENIED /etc/shadow" in text, text[-2000:]
-    assert "SECRET-READ" not in text and "SECRET-READ" not in page
+    assert "SECRET READ" not in text and "SECRET READ" not in page
     shadow = Path("/etc/shadow").read_text().splitlines()[0]
     assert shadow not in text and shadow not in page
 
@@ -365,4 +363,4 @@ def test_no_network_in_bubblewrap(attacked):
     if attacked["mode"] != "bwrap":
         pytest.skip("basic mode does not cut the network (docs/instructors.md, 'What is isolated')")
     assert "NET-DENIED 127.0.0.1" in text and "NET-DENIED 1.1.1.1" in text, text[-1500:]
-    assert "NET-OK" not in text and attacked["accepted"] == 0
+    assert "NET OK" not in text and attacked["accepted"] == 0

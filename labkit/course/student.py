@@ -74,7 +74,9 @@ def _failure_reason(output: str, records: list[dict]) -> str:
     if not exceptions:
         return "error: nbgrader failed (see the log)"
     name, message = exceptions[-1].group(1).split(".")[-1], (exceptions[-1].group(2) or "").strip()
-    if name == "UnresponsiveKernelError":
+    # nbgrader gives up on a notebook with CellTimeoutError only when the interrupt got no answer
+    # (an interrupted cell is an error output and the notebook is graded: see _outcome)
+    if name in ("UnresponsiveKernelError", "CellTimeoutError"):
         return "timeout: the kernel did not respond to an interrupt"
     if name in ("DeadKernelError",) or "Kernel died" in message:
         return "kernel died"
