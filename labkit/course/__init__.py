@@ -13,6 +13,8 @@ through it):
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``autograde``    ``labkit autograde``: the run that ties the above together
 - ``sandbox``      the kernel wrapper that confines students' code
+- ``bwrap``        bubblewrap: whether it works here, the command line that confines a kernel
+- ``uids``         as root, a fresh unprivileged uid per kernel; ending all its processes
 - ``nbgrader``     nbgrader as a subprocess, course configuration files
 - ``paths``        the checkout's folders (solutions/, notebooks/)
 """
