@@ -16,6 +16,8 @@ through it):
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``autograde``    ``labkit autograde``: the run that ties the above together
 - ``sandbox``      the kernel wrapper that confines students' code
+- ``bwrap``        bubblewrap: whether it works here, the command line that confines a kernel
+- ``uids``         as root, a fresh unprivileged uid per kernel; ending all its processes
 - ``nbgrader``     nbgrader as a subprocess, course configuration files
 - ``paths``        the checkout's folders (solutions/, notebooks/)
 """

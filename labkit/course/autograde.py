@@ -39,6 +39,7 @@ The submissions are never modified; running twice gives the same grades.csv.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -51,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from labkit.course import sandbox
+from labkit.course import sandbox, uids
 from labkit.course.assignment import build_template
 from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
 from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
@@ -141,8 +142,6 @@ def autograde(
             raise ValueError(f"temporary folder {run_dir} too long for Unix sockets: set TMPDIR=/tmp")
         for name in ("scratch", "ipc", "courses", "jupyter-config", "jupyter-data"):
             (run_dir / name).mkdir()
-        for path in (run_dir, run_dir / "scratch", run_dir / "ipc"):
-            os.chmod(path, 0o711)  # the kernel's user may pass through to its own folders, not list them
         env, readable = {}, sandbox.python_dirs() + _mnist_folders()
         if os.environ.get("LABKIT_DATA"):
             env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())
@@ -150,17 +149,22 @@ def autograde(
                   hidden=_hidden_paths(solutions, submissions, out, keep_dir, run_dir), env=env,
                   threads=max(1, (os.cpu_count() or 1) // options.jobs))
         # first make sure a kernel can start in the sandbox, and as whom
-        run.user, why_not_nobody = _kernel_user(run)
-        if mode == "basic" and os.geteuid() == 0 and run.user is None and options.sandbox == "auto":
-            raise ValueError(
-                f"refusing to run students' code as root without a sandbox: {why_not}; {why_not_nobody}. "
-                "Install bubblewrap (apt-get install bubblewrap), or pass --sandbox basic to accept the risk "
-                "(docs/instructors.md, 'What is isolated')")
+        run.user = _kernel_user(run)
+        if mode == "basic" and run.user is None and options.jobs > 1:  # kernels of one uid reach each other
+            log(f"labkit autograde: --jobs {options.jobs} ignored: the basic sandbox, not as root, runs every "
+                "kernel as you, so students are graded one at a time")
+            run.options = options = dataclasses.replace(options, jobs=1)
         config = sandbox.make_config(mode=mode, scratch=run_dir / "scratch", ipc_dir=run_dir / "ipc",
                                      record=run_dir / "check.jsonl", memory_mb=options.memory_mb,
                                      cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
                                      threads=1, env=env, readable=readable, hidden=run.hidden, user=run.user)
         problem = sandbox.check(config)
+        if problem and run.user and mode == "basic":
+            raise ValueError(
+                f"a kernel cannot start in the basic sandbox as an unprivileged uid, which is how labkit runs "
+                f"students' code as root ({problem.splitlines()[-1][:200]}): where no mount namespace can be made, "
+                f"the Python environment ({sys.prefix}, {os.path.realpath(sys.executable)}) must be readable by "
+                "every user (not under /root), or install bubblewrap (docs/instructors.md, 'What is isolated')")
         if problem:
             raise ValueError(f"a kernel cannot start in the grading sandbox ({mode}): {problem}")
         # the template course, while MNIST is loaded into a cache the kernels read
@@ -181,7 +185,7 @@ def autograde(
                     + (output.strip().splitlines() or ["?"])[-1])
         log(f"labkit autograde: {len(subs)} submissions in {submissions} ({layout} layout), notebooks "
             + ", ".join(template.notebooks) + f"; {options.jobs} at a time")
-        log(f"isolation: {sandbox.describe(config, why_not or why_not_nobody)}")
+        log(f"isolation: {sandbox.describe(config, why_not)}")
 
         results: dict[int, tuple[list[Row], Path | None, str]] = {}
         lock = threading.Lock()
@@ -233,20 +237,11 @@ def autograde(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _kernel_user(run: Run) -> tuple[tuple[int, int] | None, str | None]:
-    """(user, why not nobody): in basic mode as root, nobody when nobody can start the Python
-    environment (it may live in a folder only root can read, such as /root)."""
-    user = sandbox.nobody_ids()
-    if run.mode != "basic" or user is None:
-        return None, None
-    config = sandbox.make_config(mode="basic", scratch=run.dir / "scratch", ipc_dir=run.dir / "ipc",
-                                 record=run.dir / "check.jsonl", memory_mb=run.options.memory_mb,
-                                 cpu_seconds=60, wall_seconds=120, threads=1, env=run.env,
-                                 readable=run.readable, hidden=run.hidden, user=user)
-    problem = sandbox.check(config)
-    if problem is None:
-        return user, None
-    return None, f"nobody cannot start {sys.executable} ({problem.splitlines()[-1][:120]})"
+def _kernel_user(run: Run) -> tuple[int, int] | None:
+    """As root, in both modes: the uid range each kernel takes its own unprivileged uid from
+    (never root on the host, never a uid another kernel holds); else None (kernels run as us)."""
+    return uids.reserved_range()
+
 
 def _cmd_autograde(args) -> int:
     if args.from_course:

@@ -34,14 +34,22 @@ a per-student folder, never over the network. Two modes (:func:`choose_mode`):
            system holds only the system folders (``/usr``, ``/etc``, ...), the
            Python environment, the ``labkit`` package and the MNIST folders,
            all read-only, a small private ``/tmp``, and its own folders,
-           writable. The solutions, the checkout around ``labkit/``, the
-           gradebooks, the course folders, the submissions, the other
-           students and the output folder do not exist in there. No network.
+           writable (every bind ``nosuid``, ``nodev``). The solutions, the
+           checkout around ``labkit/``, the gradebooks, the course folders,
+           the submissions, the other students and the output folder do not
+           exist in there. No network.
 ``basic``  where bubblewrap is missing or cannot create namespaces: the limits
-           and the throwaway folder; when labkit runs as root and ``nobody``
-           can run the Python environment, the kernel runs as ``nobody`` and
-           the grading folders are unreadable to it. It can read whatever its
-           user can read on this machine and reach the network.
+           and the throwaway folder. It can read whatever its user can read
+           on this machine and reach the network.
+
+As root, in both modes, each kernel runs as a fresh unprivileged uid of its
+own (:mod:`labkit.course.uids`), never as uid 0 on the host: bubblewrap is
+started *as* that uid (unprivileged user namespaces), and the folders it
+binds are handed to it as open file descriptors, so a Python environment in
+a folder only root can enter (``/root``) still works. When the kernel ends,
+every process of its uid is killed and its files in ``/tmp``, ``/var/tmp``
+and ``/dev/shm`` removed. Not as root, the kernel runs as the instructor;
+the wrapper is a subreaper and kills every process the kernel left.
 """
 from __future__ import annotations
 
@@ -56,50 +64,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from labkit.course import uids
+from labkit.course.bwrap import bwrap_argv, probe_bwrap
+
 KERNEL_NAME = "labkit-sandbox"
 MODES = ("bwrap", "basic")
-TMPFS_BYTES = 256 << 20  # size of the kernel's /tmp and /dev/shm in bwrap mode
-# System folders a kernel reads (those that exist), read-only, at the same place.
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
-SANDBOX_UID = 65534  # who the kernel appears to be inside bwrap (nobody)
+MAX_PROCESSES = 256  # RLIMIT_NPROC of a kernel's own uid (as root): processes and threads together
 
 
 # --------------------------------------------------------------------------- what this machine offers
-
-
-def bwrap_path() -> str | None:
-    return shutil.which("bwrap")
-
-
-def probe_bwrap() -> str | None:
-    """None when bubblewrap can create the namespaces labkit asks for here, else why not."""
-    exe = bwrap_path()
-    if exe is None:
-        return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    argv = [exe, "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--unshare-pid",
-            "--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-            "--disable-userns", "--", "/bin/true"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"bwrap could not run: {e}"
-    if proc.returncode != 0:
-        return f"bwrap cannot create namespaces here: {(proc.stderr or proc.stdout).strip() or proc.returncode}"
-    return None
-
-
-def nobody_ids() -> tuple[int, int] | None:
-    """(uid, gid) of ``nobody`` when this process runs as root, else None."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    return entry.pw_uid, entry.pw_gid
 
 
 def choose_mode(requested: str = "auto") -> tuple[str, str | None]:
@@ -125,12 +98,13 @@ def describe(config: dict, why_not_bwrap: str | None = None) -> str:
     if config["mode"] == "bwrap":
         return ("bubblewrap sandbox: no network; system, Python and labkit read-only; solutions, gradebooks, "
                 "submissions and other students invisible; only the kernel's own folder writable")
-    because = f" ({why_not_bwrap})" if why_not_bwrap else ""  # why bwrap, or nobody, is not used
+    because = f" ({why_not_bwrap})" if why_not_bwrap else ""  # why bwrap is not used
     if config.get("user"):
-        return (f"basic{because}: limits, kernel runs as nobody (grading folders unreadable to it); it can read "
-                "whatever is world-readable here, the checkout's solutions/ included, and reach the network")
-    return (f"basic{because}: limits only; student code runs as you and can read your files, the solutions "
-            "and the gradebooks: install bubblewrap (see docs/instructors.md)")
+        return (f"basic{because}: limits, every kernel runs as a fresh unprivileged uid (grading folders and other "
+                "kernels unreachable to it, its processes killed when it ends); it can read whatever is "
+                "world-readable here, the checkout's solutions/ included, and reach the network")
+    return (f"basic{because}: limits only, one student at a time; student code runs as you and can read your "
+            "files, the solutions and the gradebooks: install bubblewrap (see docs/instructors.md)")
 
 
 # --------------------------------------------------------------------------- set-up (grading side)
@@ -161,8 +135,9 @@ def make_config(*, mode: str, scratch: str | os.PathLike, ipc_dir: str | os.Path
     kernel's sockets; ``record``: the file that gets one JSON line per kernel
     on how it ended; ``readable``: folders the kernel reads besides the
     system's (bwrap); ``hidden``: paths to cover should they lie inside
-    something readable (bwrap); ``user``: (uid, gid) to run the kernel as
-    (basic mode as root), else None.
+    something readable (bwrap); ``user``: (first uid, count), the range each
+    kernel takes a fresh uid from (labkit as root: :func:`uids.reserved_range`),
+    else None (the kernel runs as labkit's user).
     """
     return {
         "mode": mode,
@@ -200,10 +175,10 @@ def write_config(course_dir: str | os.PathLike, config: dict) -> Path:
     return path
 
 
-def hand_over(path: str | os.PathLike, config: dict, mode: int = 0o700) -> None:
-    """Make ``path`` belong to the kernel's user (basic mode as root); else leave it to us."""
-    if config.get("user"):
-        os.chown(path, *config["user"])
+def hand_over(path: str | os.PathLike, uid: int | None, mode: int = 0o700) -> None:
+    """Make ``path`` belong to the kernel's own ``uid`` (as root), else leave it ours; private."""
+    if uid is not None:
+        os.chown(path, uid, uid)
     os.chmod(path, mode)
 
 
@@ -232,47 +207,17 @@ def _kernel_env(config: dict, work: Path) -> dict[str, str]:
     return env
 
 
-def _under(path: str, folders) -> bool:
-    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+def _limits(config: dict, uid: int | None, view: uids.View | None):
+    import ctypes
 
-
-def _bwrap_argv(config: dict, writable: list[Path], work: Path, cmd: list[str], env: dict[str, str]) -> list[str]:
-    argv = [bwrap_path() or "bwrap", "--die-with-parent", "--unshare-user", "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-            "--unshare-cgroup-try", "--hostname", "grading", "--clearenv"]
-    for key, value in sorted(env.items()):
-        argv += ["--setenv", key, value]
-    for path in SYSTEM_DIRS:
-        if os.path.islink(path):
-            argv += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            argv += ["--ro-bind", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-             "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
-    exposed = list(SYSTEM_DIRS)
-    for path in config["readable"]:
-        if os.path.exists(path) and not _under(path, SYSTEM_DIRS):
-            argv += ["--ro-bind", path, path]
-            exposed.append(path)
-    for path in config["hidden"]:  # a secret inside something exposed gets covered
-        if _under(path, exposed) and os.path.isdir(path):
-            argv += ["--tmpfs", path]
-        elif _under(path, exposed) and os.path.exists(path):
-            argv += ["--ro-bind", "/dev/null", path]
-    for path in writable:
-        argv += ["--bind", str(path), str(path)]
-    return argv + ["--chdir", str(work), "--disable-userns", "--", *cmd]
-
-
-def _limits(config: dict):
-    user = config.get("user")
+    libc = ctypes.CDLL(None, use_errno=True)
 
     def preexec():  # in the child, before exec: drop privileges, then set limits
-        if user:
-            os.setgroups([])
-            os.setgid(user[1])
-            os.setuid(user[0])
+        if uid is not None:
+            view.apply(libc)  # still root: the folders the kernel's uid must reach
+            uids.drop_to(uid, uid)
+            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)  # counts this uid only
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: dies with the wrapper (after setuid)
         cpu = config["cpu_seconds"]
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))  # SIGXCPU, then SIGKILL 5 s later
         resource.setrlimit(resource.RLIMIT_AS, (config["memory_bytes"],) * 2)
@@ -282,13 +227,33 @@ def _limits(config: dict):
     return preexec
 
 
-def _kernel_folder(config: dict) -> tuple[Path, Path]:
+def _kernel_folder(config: dict, uid: int | None) -> tuple[Path, Path]:
     kdir = Path(tempfile.mkdtemp(prefix="k-", dir=config["scratch"]))
     work = kdir / "work"
     (work / ".tmp").mkdir(parents=True)
-    for path in (kdir, work, work / ".tmp"):
-        hand_over(path, config)
+    for path in (work, work / ".tmp"):
+        hand_over(path, uid)
+    if uid is not None:  # ours, entered through the kernel's own group: it cannot open it to others
+        os.chown(kdir, -1, uid)
+        os.chmod(kdir, 0o710)
     return kdir, work
+
+
+def _kernel_user(config: dict):
+    """The context that holds the kernel's own uid (as root), or yields None."""
+    import contextlib
+
+    return uids.KernelUser(config["user"]) if config.get("user") else contextlib.nullcontext(None)
+
+
+def _start(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list[str], writable: list[Path], run, **kw):
+    """``run(argv, ...)`` (Popen or subprocess.run) for ``cmd`` in the sandbox, as ``uid``."""
+    env = _kernel_env(config, work)
+    view = uids.View([*config["readable"], kdir, *writable]) if uid is not None else None
+    if config["mode"] == "bwrap":
+        cmd = bwrap_argv(config, [kdir, *writable], work, cmd, env)
+    return run(cmd, env=env, cwd="/" if config["mode"] == "bwrap" else work, preexec_fn=_limits(config, uid, view),
+               **kw)
 
 
 def describe_exit(returncode: int, cpu_seconds: float, config: dict, wall_killed: bool) -> str:
@@ -312,23 +277,38 @@ def describe_exit(returncode: int, cpu_seconds: float, config: dict, wall_killed
 def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
     """Run one kernel as described in the module docstring; returns its exit status."""
     config = json.loads(Path(config_path).read_text())
-    kdir, work = _kernel_folder(config)
     info = json.loads(Path(connection_file).read_text())
     if info.get("transport") != "ipc" or Path(info["ip"]).parent != Path(config["ipc_dir"]):
         print(f"labkit.course.sandbox: the kernel must use ipc sockets in {config['ipc_dir']}", file=sys.stderr)
         return 2
-    conn = kdir / "connection.json"
-    conn.write_text(json.dumps(info))
-    hand_over(conn, config, 0o400)
-    env = _kernel_env(config, work)
-    cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), *extra]
-    if config["mode"] == "bwrap":
-        cmd = _bwrap_argv(config, [kdir, Path(config["ipc_dir"])], work, cmd, env)
     # Interrupts reach the kernel as messages; the wrapper ignores SIGINT and passes SIGTERM on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    uids.become_subreaper()
+    with _kernel_user(config) as uid:
+        kdir, work = _kernel_folder(config, uid)
+        try:
+            conn = kdir / "connection.json"
+            conn.write_text(json.dumps(info))
+            hand_over(conn, uid, 0o400)
+            hand_over(config["ipc_dir"], uid)  # this kernel's sockets go there; the last kernel's uid is gone
+            line = _run_kernel(config, uid, kdir, work,
+                               [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), *extra])
+        finally:
+            uids.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
+            shutil.rmtree(kdir, ignore_errors=True)
+    with open(config["record"], "a") as f:
+        f.write(json.dumps(line) + "\n")
+    returncode = line["returncode"]
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def _run_kernel(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list[str]) -> dict:
+    """Start the kernel, wait for it (wall-clock limit) and say how it ended: the record's line.
+    ``stopped``: the kernel was ended by nbgrader (SIGTERM to this wrapper), not by itself."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=work, preexec_fn=_limits(config))
-    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    proc = _start(config, uid, kdir, work, cmd, [Path(config["ipc_dir"])], subprocess.Popen)
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: (stopped.append(True), proc.terminate()))
     wall_killed = False
     try:
         returncode = proc.wait(timeout=config["wall_seconds"])
@@ -340,31 +320,27 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
     cpu = usage.ru_utime + usage.ru_stime
     line = {"returncode": returncode, "seconds": round(time.monotonic() - start, 1), "cpu_seconds": round(cpu, 1),
             "ended": describe_exit(returncode, cpu, config, wall_killed)}
-    with open(config["record"], "a") as f:
-        f.write(json.dumps(line) + "\n")
-    shutil.rmtree(kdir, ignore_errors=True)
-    return returncode if returncode >= 0 else 128 - returncode
+    if stopped and not wall_killed:
+        line.update(stopped=True, ended="stopped by nbgrader (SIGTERM)")
+    return line
 
 
 def check(config: dict, timeout: float = 180) -> str | None:
     """Start Python the way a kernel starts (same sandbox, user and limits) and import
     ipykernel and labkit. None when that works, else the error output."""
-    kdir, work = _kernel_folder(config)
     try:
-        env = _kernel_env(config, work)
-        cmd = [sys.executable, "-c", "import ipykernel.kernelapp, labkit"]
-        if config["mode"] == "bwrap":
-            cmd = _bwrap_argv(config, [kdir], work, cmd, env)
-        try:
-            proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, timeout=timeout,
-                                  preexec_fn=_limits(config))
-        except (OSError, subprocess.SubprocessError) as e:
-            return str(e)
-        if proc.returncode != 0:
-            return (proc.stderr or proc.stdout).strip()[-1500:] or f"exit status {proc.returncode}"
-        return None
-    finally:
-        shutil.rmtree(kdir, ignore_errors=True)
+        with _kernel_user(config) as uid:
+            kdir, work = _kernel_folder(config, uid)
+            try:
+                proc = _start(config, uid, kdir, work, [sys.executable, "-c", "import ipykernel.kernelapp, labkit"],
+                              [], subprocess.run, capture_output=True, text=True, timeout=timeout)
+            finally:
+                shutil.rmtree(kdir, ignore_errors=True)
+    except (OSError, subprocess.SubprocessError, RuntimeError) as e:
+        return str(e)
+    if proc.returncode != 0:
+        return (proc.stderr or proc.stdout).strip()[-1500:] or f"exit status {proc.returncode}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

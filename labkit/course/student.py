@@ -54,7 +54,7 @@ class Run:
     template: Template | None
     options: Options
     mode: str
-    user: tuple[int, int] | None
+    user: tuple[int, int] | None  # (first uid, count): each kernel's own uid comes from there (as root)
     readable: list[str]
     hidden: list[str]
     env: dict[str, str]
@@ -66,14 +66,17 @@ _EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|
 
 
 def _failure_reason(output: str, records: list[dict]) -> str:
-    died = [r for r in records if r.get("returncode")]
+    # a kernel nbgrader stopped itself (it ignored an interrupt) did not die: nbgrader's error says why
+    died = [r for r in records if r.get("returncode") and not r.get("stopped")]
     if died:
         return f"kernel died: {died[-1]['ended']}"
     exceptions = [m for m in map(_EXCEPTION_LINE.match, output.splitlines()) if m]
     if not exceptions:
         return "error: nbgrader failed (see the log)"
     name, message = exceptions[-1].group(1).split(".")[-1], (exceptions[-1].group(2) or "").strip()
-    if name == "UnresponsiveKernelError":
+    # nbgrader gives up on a notebook with CellTimeoutError only when the interrupt got no answer
+    # (an interrupted cell is an error output and the notebook is graded: see _outcome)
+    if name in ("UnresponsiveKernelError", "CellTimeoutError"):
         return "timeout: the kernel did not respond to an interrupt"
     if name in ("DeadKernelError",) or "Kernel died" in message:
         return "kernel died"
@@ -156,7 +159,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             mode=run.mode, scratch=run.dir / "scratch", ipc_dir=ipc, record=course / "kernels.jsonl",
             memory_mb=options.memory_mb, cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
             threads=run.threads, env=run.env, readable=run.readable, hidden=run.hidden, user=run.user)
-        sandbox.hand_over(ipc, config)
+        sandbox.hand_over(ipc, None)  # private; each kernel's wrapper hands it to that kernel's uid
         sandbox.write_config(course, config)
         write_course_config(course, course / "gradebook.db", (
             f"c.Execute.timeout = {int(options.timeout)}\n"
