@@ -7,11 +7,14 @@ through it):
 
 - ``release``      ``labkit release``: student notebooks generated from solutions/, checked for leaks
 - ``submissions``  finding and reading SUBMISSIONS (folders, zips), matching files to notebooks
+- ``unzip``        one zip member read with a hard cap on the bytes it decompresses to
 - ``repair``       checking a submitted notebook against its release and repairing it
 - ``assignment``   the template nbgrader course every student's grading starts from
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``autograde``    ``labkit autograde``: the run that ties the above together
+- ``outputcap``    nbgrader's Execute with a byte cap on a notebook's outputs
+- ``capture``      a subprocess's output read with a byte cap, decoded with replacement
 - ``sandbox``      the kernel wrapper that confines students' code
 - ``nbgrader``     nbgrader as a subprocess, course configuration files
 - ``paths``        the checkout's folders (solutions/, notebooks/)

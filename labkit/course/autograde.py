@@ -48,7 +48,7 @@ from pathlib import Path
 
 from labkit.course import sandbox
 from labkit.course.assignment import build_template
-from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
+from labkit.course.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
 from labkit.course.nbgrader import ASSIGNMENT
 from labkit.course.paths import project_root, require_project_root
 from labkit.course.student import Options, Row, Run, grade_student
@@ -105,7 +105,7 @@ def autograde(
     submissions = Path(submissions).resolve()
     if not solutions.is_dir():
         raise ValueError(f"no solutions folder {solutions}")
-    subs = find_submissions(submissions)
+    subs = find_submissions(submissions, read=False)  # each is read when its job starts
     keep_dir = Path(keep).resolve() if keep else None
     if keep_dir is not None and keep_dir.exists() and any(keep_dir.iterdir()):
         raise ValueError(f"--keep {keep_dir}: the folder exists and is not empty")
@@ -190,18 +190,19 @@ def autograde(
                 "grades.csv comes from each student's own gradebook, and there is no feedback"
                 + (f" and no usable kept course in {keep_dir}" if keep_dir else ""))
             gradebooks, class_course = [src / "gradebook.db" for _, src in graded], None
-        os.umask(old_umask)
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)  # still under umask 077
+        os.chmod(out, 0o700)  # also when it was there before: what goes in is private at once
         logs = out / "logs"
         if logs.exists():
             shutil.rmtree(logs)
         logs.mkdir()
         for i in sorted(results):
-            (logs / f"{subs[i].student}.txt").write_text(results[i][2])
+            (logs / f"{subs[i].student}.txt").write_text(results[i][2], encoding="utf-8", errors="replace")
         table = write_grades(gradebooks, template, rows, out / "grades.csv")
         n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
         log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'} "
             f"({time.perf_counter() - started:.0f} s)")
+        make_private(out, keep_dir)  # hidden tests, grades and logs: the instructor's eyes only
         if keep_dir is not None:
             log(f"kept the class course in {keep_dir} (nbgrader's formgrader: see docs/instructors.md)")
         return table
