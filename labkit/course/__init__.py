@@ -13,6 +13,7 @@ through it):
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``autograde``    ``labkit autograde``: the run that ties the above together
+- ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
 - ``outputcap``    nbgrader's Execute with a byte cap on a notebook's outputs
 - ``capture``      a subprocess's output read with a byte cap, decoded with replacement
 - ``sandbox``      the kernel wrapper that confines students' code

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from labkit.course.assignment import Template, copy_course, template_from_course
 from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.sanitize import sanitize_notebook
 from labkit.course.student import Row
 
 ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
@@ -125,6 +126,8 @@ def build_class_course(course: Path, template: Template, graded: list[tuple[str,
             folder = src / part / student
             if folder.exists():
                 shutil.copytree(folder, course / part / student, dirs_exist_ok=True)
+        for nb in (course / "autograded" / student).glob("*/*.ipynb"):
+            sanitize_notebook(nb)  # what the feedback and the formgrader show: no student script
     merge_gradebooks(course / "gradebook.db", [src / "gradebook.db" for _, src in graded])
 
 

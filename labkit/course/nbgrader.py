@@ -1,7 +1,8 @@
 """nbgrader as a subprocess of this Python environment, and the nbgrader courses labkit writes.
 
 Owns: :func:`run_nbgrader` (every labkit command that runs nbgrader goes
-through it), the course configuration file (:func:`write_course_config`) and
+through it), the course configuration file (:func:`write_course_config`,
+:func:`capped_execute_config`) and
 the Jupyter folders nbgrader sees (:func:`jupyter_env`).
 
 nbgrader calls ``alembic`` by name to set up its gradebook, so the
@@ -49,10 +50,9 @@ def run_nbgrader(args: list[str], cwd: str | os.PathLike, *, check: bool = True,
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise
-    finally:
-        out.join()
-        err.join()
+        raise  # the readers are daemons: a kernel that still holds the pipes does not hold us
+    out.join()
+    err.join()
     done = subprocess.CompletedProcess(proc.args, returncode, out.text(), err.text())
     done.cut = out.cut + err.cut
     if check and returncode != 0:
@@ -80,3 +80,15 @@ def jupyter_env(run: Path, course: Path) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(course / "runtime"),
         "JUPYTER_PLATFORM_DIRS": "1",
     }
+
+
+def capped_execute_config(max_output_bytes: int) -> str:
+    """Lines for a course's nbgrader_config.py: autograde with labkit's
+    :class:`~labkit.course.outputcap.CappedExecute` in the place of nbgrader's Execute."""
+    return (
+        "from labkit.course.outputcap import CappedExecute\n"
+        "from nbgrader.converters import Autograde\n"
+        "c.Autograde.autograde_preprocessors = [CappedExecute if p.__name__ == 'Execute' else p for p in\n"
+        "                                       Autograde.class_traits()['autograde_preprocessors'].default()]\n"
+        f"c.CappedExecute.max_output_bytes = {int(max_output_bytes)}\n"
+    )

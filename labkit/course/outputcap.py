@@ -1,8 +1,8 @@
 """A cap, in bytes, on what a student's kernel can put into the autograded notebook.
 
 Owns: :class:`CappedExecute`, nbgrader's ``Execute`` preprocessor with a byte
-budget per notebook, and :func:`config_lines` (how a course's
-``nbgrader_config.py`` puts it in Execute's place).
+budget per notebook. It is imported by nbgrader's process only, through the
+course's ``nbgrader_config.py`` (:func:`labkit.course.nbgrader.capped_execute_config`).
 
 Where the cap sits, and why there: the outputs come from the kernel to
 nbgrader over ZMQ, and nbclient appends them to the notebook in nbgrader's own
@@ -23,20 +23,23 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-OUTPUT_TYPES = ("stream", "display_data", "update_display_data", "execute_result", "error")
+# messages that add to the notebook (comm messages: widget state, kept in its metadata)
+WEIGHED = ("stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg")
 ERROR_TEXT = 1000  # bytes of an error's message kept past the budget
 
 
 def _weight(content: dict) -> int:
     """Bytes of an output message's payload (text, data, traceback)."""
     total = len(str(content.get("text", ""))) + len(str(content.get("evalue", "")))
-    for value in (content.get("data") or {}).values():
-        total += len(str(value))
+    data = content.get("data") or {}
+    total += sum(len(str(value)) for value in data.values()) if isinstance(data, dict) else len(str(data))
     total += sum(len(str(line)) for line in content.get("traceback") or [])
     return total
 
 
 class CappedExecute(Execute):
+    """nbgrader's Execute, keeping at most ``max_output_bytes`` of output per notebook (errors always)."""
+
     max_output_bytes = Integer(10 << 20, help="bytes of output a notebook may keep, all cells together").tag(config=True)
 
     def preprocess(self, nb, resources=None, *args, **kwargs):
@@ -49,7 +52,7 @@ class CappedExecute(Execute):
     def process_message(self, msg, cell, cell_index):
         msg_type = msg.get("msg_type") or msg.get("header", {}).get("msg_type")
         content = msg.get("content") or {}
-        if msg_type in OUTPUT_TYPES:
+        if msg_type in WEIGHED:
             size = _weight(content)
             if self._used + size > self.max_output_bytes:
                 self._cut += size
@@ -66,13 +69,3 @@ class CappedExecute(Execute):
                 self._used += size
         return super().process_message(msg, cell, cell_index)
 
-
-def config_lines(max_output_bytes: int) -> str:
-    """Lines for a course's nbgrader_config.py: autograde with :class:`CappedExecute`."""
-    return (
-        "from labkit.course.outputcap import CappedExecute\n"
-        "from nbgrader.converters import Autograde\n"
-        "c.Autograde.autograde_preprocessors = [CappedExecute if p.__name__ == 'Execute' else p\n"
-        "                                       for p in Autograde.class_traits()['autograde_preprocessors'].default()]\n"
-        f"c.CappedExecute.max_output_bytes = {int(max_output_bytes)}\n"
-    )

@@ -37,8 +37,10 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
     notebook: not JSON``) means the file cannot be graded. Repairs, each
     noted: cell ids made unique; of cells sharing a grade id only the last
     keeps its nbgrader markup (as nbgrader does); markup of unknown grade ids
-    dropped; every graded, solution or locked cell gets the markup of the
-    student version back; deleted ones are restored (solution stubs right
+    dropped; every graded, solution or locked cell gets all of its metadata
+    from the student version back (nbgrader's markup, and tags such as
+    ``skip-execution`` or ``raises-exception`` that change how nbclient runs
+    it: noted when they differed); deleted ones are restored (solution stubs right
     after the cell before them, tests and locked cells right before the cell
     after them, so that a student's own extra cells run before the tests).
     Locked cells whose text differs from both the student version and the
@@ -57,6 +59,8 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
         data = json.loads(text)
     except json.JSONDecodeError as e:
         return None, [], f"invalid notebook: not JSON ({e.msg}, line {e.lineno})"
+    except RecursionError:
+        return None, [], "invalid notebook: JSON nested too deeply"
     if not isinstance(data, dict) or not isinstance(data.get("nbformat"), int):
         return None, [], "invalid notebook: JSON but not a notebook (no nbformat version)"
     if not isinstance(data.get("cells", data.get("worksheets")), list):

@@ -16,9 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.course import outputcap, sandbox
+from labkit.course import sandbox
 from labkit.course.assignment import Template, copy_course
-from labkit.course.nbgrader import ASSIGNMENT, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.nbgrader import ASSIGNMENT, capped_execute_config, jupyter_env, run_nbgrader, write_course_config
 from labkit.course.repair import repair_notebook, short
 from labkit.course.submissions import Submission, match_notebooks, read_submission
 
@@ -172,7 +172,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             f"c.KernelManager.ip = {str(ipc / 'k')!r}\n"
             "c.OverwriteCells.add_missing_cells = False  # labkit restores deleted cells itself\n"
             "c.LimitOutput.max_lines = 1000\n"
-            "c.LimitOutput.max_traceback = 100\n" + outputcap.config_lines(options.output_mb << 20)))
+            "c.LimitOutput.max_traceback = 100\n" + capped_execute_config(options.output_mb << 20)))
         env = jupyter_env(run.dir, course)
         record = course / "kernels.jsonl"
         while pending:
