@@ -66,7 +66,7 @@ def tagged(nb, tags: list[str], *grade_ids: str):
 def test_skip_execution_and_raises_exception_tags_on_tests_are_removed():
     release = read("student", "1_squares")
     nb = tagged(release, ["skip-execution", "raises-exception"], "test_square", "test_add")
-    cell(nb, "test_add").metadata["execution"] = {"timeout": 1}
+    cell(nb, "test_add").metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
     extra = nbformat.v4.new_code_cell("pass", metadata={"tags": ["skip-execution"]})  # the student's own cell
     nb.cells.insert(3, extra)
     repaired, notes, problem = repair_notebook(nbformat.writes(nb).encode(), release)
@@ -213,7 +213,8 @@ def make_attackers(root: Path) -> tuple[Path, list[Path]]:
     # tagged skip-execution, execution metadata, hidden source
     write(tagged(stu["1_squares"], ["skip-execution"], "test_square", "test_add"), subs / "tagger" / "1_squares.ipynb")
     nb = tagged(stu["2_lists"], ["raises-exception", "skip-execution"], "test_mean", "mean")
-    cell(nb, "test_largest").metadata.update(execution={"timeout": 0}, jupyter={"source_hidden": True})
+    cell(nb, "test_largest").metadata.update(execution={"iopub.status.idle": "2026-01-01T00:00:00Z"},
+                                             jupyter={"source_hidden": True})
     nb.cells.insert(2, nbformat.v4.new_code_cell("def mean(xs):\n    return 0", metadata={"tags": ["skip-execution"]}))
     write(nb, subs / "tagger" / "2_lists.ipynb")
     # item 5: a right first notebook, and a second that declares 1 KB and inflates to 8 MB (bzip2)

@@ -97,8 +97,10 @@ def autograde(
     """Grade every submission in ``submissions``; write ``out/grades.csv``, ``out/feedback/``
     and ``out/logs/``. Returns grades.csv's rows (without the header)."""
     options = options or Options()
-    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1:
-        raise ValueError("--timeout, --jobs and --cpu-limit must be positive and --memory at least 256 (MB)")
+    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1 \
+            or options.output_mb < 1:
+        raise ValueError("--timeout, --jobs, --cpu-limit and --max-output must be positive "
+                         "and --memory at least 256 (MB)")
     if solutions is None:
         solutions = require_project_root() / "solutions"
     solutions, out = Path(solutions).resolve(), Path(out).resolve()
@@ -235,7 +237,7 @@ def _cmd_autograde(args) -> int:
     if not args.submissions:
         raise ValueError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
     options = Options(assignment=args.assignment, timeout=args.timeout, memory_mb=args.memory,
-                      cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox)
+                      cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox, output_mb=args.max_output)
     autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options)
     return 0
 
@@ -260,6 +262,8 @@ def register(subparsers) -> None:
                    help="address-space limit of a kernel in MB (default: 8192; torch reserves about 3500)")
     p.add_argument("--cpu-limit", type=int, default=Options.cpu_seconds, metavar="S",
                    help="processor seconds a notebook's kernel may use (default: 600)")
+    p.add_argument("--max-output", type=int, default=Options.output_mb, metavar="MB",
+                   help="output a notebook may keep, all cells together; errors are always kept (default: 10)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
                    help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")
