@@ -9,12 +9,16 @@ through it):
 - ``submissions``  finding and reading SUBMISSIONS (folders, zips), matching files to notebooks
 - ``layouts``      how platforms lay out SUBMISSIONS (Moodle, GitHub Classroom, Canvas), detected and read
 - ``roster``       the class roster, matched to the submissions (missing students, strangers)
+- ``unzip``        one zip member read with a hard cap on the bytes it decompresses to
 - ``repair``       checking a submitted notebook against its release and repairing it
 - ``assignment``   the template nbgrader course every student's grading starts from
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``autograde``    ``labkit autograde``: the run that ties the above together
+- ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
+- ``outputcap``    nbgrader's Execute with a byte cap on a notebook's outputs
+- ``capture``      a subprocess's output read with a byte cap, decoded with replacement
 - ``sandbox``      the kernel wrapper that confines students' code
 - ``bwrap``        bubblewrap: whether it works here, the command line that confines a kernel
 - ``uids``         as root, a fresh unprivileged uid per kernel; ending all its processes

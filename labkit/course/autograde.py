@@ -55,7 +55,7 @@ from pathlib import Path
 from labkit.course import sandbox, uids
 from labkit.course.assignment import build_template
 from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
-from labkit.course.gradebook import ROWS_FILE, build_class_course, export, write_feedback, write_grades
+from labkit.course.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
 from labkit.course.layouts import LAYOUTS, read_submissions
 from labkit.course.nbgrader import ASSIGNMENT
 from labkit.course.paths import project_root, require_project_root
@@ -114,8 +114,10 @@ def autograde(
     ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
     rows. Returns grades.csv's rows (without the header)."""
     options = options or Options()
-    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1:
-        raise ValueError("--timeout, --jobs and --cpu-limit must be positive and --memory at least 256 (MB)")
+    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1 \
+            or options.output_mb < 1:
+        raise ValueError("--timeout, --jobs, --cpu-limit and --max-output must be positive "
+                         "and --memory at least 256 (MB)")
     if solutions is None:
         solutions = require_project_root() / "solutions"
     solutions, out = Path(solutions).resolve(), Path(out).resolve()
@@ -215,20 +217,21 @@ def autograde(
                 "grades.csv comes from each student's own gradebook, and there is no feedback"
                 + (f" and no usable kept course in {keep_dir}" if keep_dir else ""))
             gradebooks, class_course = [src / "gradebook.db" for _, src in graded], None
-        os.umask(old_umask)
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)  # still under umask 077
+        os.chmod(out, 0o700)  # also when it was there before: what goes in is private at once
         logs = out / "logs"
         if logs.exists():
             shutil.rmtree(logs)
         logs.mkdir()
         for i in sorted(results):
-            (logs / f"{subs[i].student}.txt").write_text(results[i][2])
+            (logs / f"{subs[i].student}.txt").write_text(results[i][2], encoding="utf-8", errors="replace")
         table = write_grades(gradebooks, template, rows, out / "grades.csv")
         written = write_outputs(table, subs, template, out, tuple(lms), lms_column, layout, log)
         n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
         log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', *written])} ({len(table)} rows) "
             f"and {n} feedback pages in {out / 'feedback'} "
             f"({time.perf_counter() - started:.0f} s)")
+        make_private(out, keep_dir)  # hidden tests, grades and logs: the instructor's eyes only
         if keep_dir is not None:
             log(f"kept the class course in {keep_dir} (nbgrader's formgrader: see docs/instructors.md)")
         return table
@@ -254,7 +257,7 @@ def _cmd_autograde(args) -> int:
     if not args.submissions:
         raise ValueError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
     options = Options(assignment=args.assignment, timeout=args.timeout, memory_mb=args.memory,
-                      cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox)
+                      cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox, output_mb=args.max_output)
     columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}
     autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options,
               layout=args.layout, roster=args.roster, roster_columns=columns, lms=tuple(args.lms or ()),
@@ -282,6 +285,8 @@ def register(subparsers) -> None:
                    help="address-space limit of a kernel in MB (default: 8192; torch reserves about 3500)")
     p.add_argument("--cpu-limit", type=int, default=Options.cpu_seconds, metavar="S",
                    help="processor seconds a notebook's kernel may use (default: 600)")
+    p.add_argument("--max-output", type=int, default=Options.output_mb, metavar="MB",
+                   help="output a notebook may keep, all cells together; errors are always kept (default: 10)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
                    help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from labkit.course.assignment import Template, copy_course, template_from_course
 from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.sanitize import sanitize_notebook
 from labkit.course.student import Row
 
 ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
@@ -108,23 +109,43 @@ def write_grades(gradebooks: list[Path], template: Template, rows: list[Row], ou
     return table
 
 
+# Scripts never run in a feedback page, whatever a student put in an output or a written answer:
+# the policy comes first in <head>, before anything from the notebook.
+CSP = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+       "style-src 'unsafe-inline'; img-src data:; font-src data:\">")
+# nbconvert strips scripts, event handlers and active HTML from markdown and outputs
+SANITIZE = "c.HTMLExporter.sanitize_html = True\n"
+
+
 def build_class_course(course: Path, template: Template, graded: list[tuple[str, Path]]) -> None:
     """One nbgrader course with every graded student (their autograded notebooks, one gradebook)."""
     copy_course(template, course)
-    write_course_config(course, course / "gradebook.db")
+    write_course_config(course, course / "gradebook.db", SANITIZE)  # also read by the formgrader
     for student, src in graded:
         for part in ("submitted", "autograded"):
             folder = src / part / student
             if folder.exists():
                 shutil.copytree(folder, course / part / student, dirs_exist_ok=True)
+        for nb in (course / "autograded" / student).glob("*/*.ipynb"):
+            sanitize_notebook(nb)  # what the feedback and the formgrader show: no student script
     merge_gradebooks(course / "gradebook.db", [src / "gradebook.db" for _, src in graded])
 
 
+def _with_csp(html: str) -> str:
+    """``html`` with :data:`CSP` as the first element of its head (a page without one gets one)."""
+    i = html.lower().find("<head>")
+    if i < 0:
+        return f"<!DOCTYPE html>\n<html><head>{CSP}</head><body>{html}</body></html>\n"
+    return html[: i + 6] + "\n" + CSP + html[i + 6:]
+
+
 def write_feedback(course: Path, run_dir: Path, assignment: str, out: Path, log=print) -> int:
-    """``nbgrader generate_feedback`` for the whole class, copied to ``out/<student>/*.html``."""
+    """``nbgrader generate_feedback`` for the whole class, copied to ``out/<student>/*.html``,
+    sanitised by nbconvert and with scripts disabled (:data:`CSP`)."""
     if not (course / "autograded").is_dir():
         return 0
-    proc = run_nbgrader(["generate_feedback", assignment, "--force"], cwd=course, check=False,
+    proc = run_nbgrader(["generate_feedback", assignment, "--force", "--HTMLExporter.sanitize_html=True"],
+                        cwd=course, check=False,
                         env=jupyter_env(run_dir, course))
     if proc.returncode != 0:
         log("labkit autograde: nbgrader generate_feedback reported errors; feedback may be incomplete:\n"
@@ -135,9 +156,26 @@ def write_feedback(course: Path, run_dir: Path, assignment: str, out: Path, log=
     for html in sorted((course / "feedback").glob(f"*/{assignment}/*.html")):
         student = html.parent.parent.name
         (out / student).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(html, out / student / html.name)
+        page = html.read_text(encoding="utf-8", errors="replace")
+        (out / student / html.name).write_text(_with_csp(page), encoding="utf-8")
         n += 1
     return n
+
+
+def make_private(*paths: Path | None) -> None:
+    """Folders 0700 and files 0600 under each of ``paths`` (links left alone), whatever the umask
+    was or whoever made them before: they hold hidden tests, grades and students' work."""
+    for top in paths:
+        if top is None or not top.is_dir() or top.is_symlink():
+            continue
+        os.chmod(top, 0o700)
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in dirnames:
+                if not os.path.islink(os.path.join(dirpath, name)):
+                    os.chmod(os.path.join(dirpath, name), 0o700)
+            for name in filenames:
+                if not os.path.islink(os.path.join(dirpath, name)):
+                    os.chmod(os.path.join(dirpath, name), 0o600)
 
 
 def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=print) -> list[list[str]]:
@@ -150,9 +188,14 @@ def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=pri
     rows = [Row(**r) for r in json.loads(rows_file.read_text())]
     template = template_from_course(course)
     assignment = template.assignment
-    table = write_grades([course / "gradebook.db"], template, rows, out / "grades.csv")
-    with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
-        n = write_feedback(course, Path(tmp), assignment, out / "feedback", log)
+    old_umask = os.umask(0o077)
+    try:
+        table = write_grades([course / "gradebook.db"], template, rows, out / "grades.csv")
+        with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
+            n = write_feedback(course, Path(tmp), assignment, out / "feedback", log)
+        make_private(out)
+    finally:
+        os.umask(old_umask)
     log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'}")
     return table
 

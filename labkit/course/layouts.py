@@ -21,12 +21,14 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.course.submissions import (ARCHIVE_ERRORS, SKIP_PARTS, Submission, add_entry, find_submissions,
-                                       number_duplicates, safe_student_id)
+from labkit.course import unzip
+from labkit.course.submissions import (ARCHIVE_ERRORS, SKIP_PARTS, Submission, add_entry, file_chunks,
+                                       find_submissions, number_duplicates, open_regular, safe_student_id)
 
 LAYOUTS = ("auto", "folders", "moodle", "canvas")
 CANVAS_NAME = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>[^/]+)$")
@@ -40,7 +42,7 @@ class _Entry:
 
     name: str
     size: int
-    read: object  # () -> bytes or a path (add_entry's ``read``)
+    chunks: object  # cap -> its bytes in pieces, at most cap of them (add_entry's ``chunks``)
     plain: bool   # a regular file (not a folder, a link or a nested path)
 
 
@@ -54,7 +56,7 @@ def _canvas_zip(folder: Path) -> Path | None:
     if len(entries) != 1 or entries[0].suffix.lower() != ".zip" or not entries[0].is_file() or entries[0].is_symlink():
         return None
     try:
-        with zipfile.ZipFile(entries[0]) as zf:
+        with open_regular(entries[0]) as f, zipfile.ZipFile(f) as zf:
             names = zf.namelist()
     except ARCHIVE_ERRORS:
         return None
@@ -81,7 +83,7 @@ def read_submissions(folder: str | os.PathLike, layout: str = "auto",
     layout = detect_layout(folder) if layout == "auto" else layout
     if layout == "canvas":
         return _read_canvas(Path(folder), set(expected or ())), layout
-    subs = find_submissions(folder)
+    subs = find_submissions(folder, read=False)  # each is read when its job starts
     _platform_names(Path(folder), subs)
     return subs, layout
 
@@ -100,7 +102,7 @@ def _platform_names(folder: Path, subs: list[Submission]) -> None:
 
 
 def _folder_entries(folder: Path) -> list[_Entry]:
-    return [_Entry(p.name, p.stat().st_size if p.is_file() else 0, p.read_bytes, p.is_file() and not p.is_symlink())
+    return [_Entry(p.name, p.lstat().st_size, file_chunks(p), stat.S_ISREG(p.lstat().st_mode))
             for p in sorted(folder.iterdir(), key=lambda p: p.name) if _visible(p.name)]
 
 
@@ -109,7 +111,7 @@ def _zip_entries(zf: zipfile.ZipFile) -> list[_Entry]:
     for info in sorted(zf.infolist(), key=lambda i: i.filename):
         name = info.filename.replace("\\", "/")
         if _visible(name.split("/")[0]) and not info.is_dir():
-            out.append(_Entry(name, info.file_size, functools.partial(zf.read, info), "/" not in name))
+            out.append(_Entry(name, info.file_size, functools.partial(unzip.iter_member, zf, info), "/" not in name))
     return out
 
 
@@ -126,7 +128,7 @@ def _read_canvas(folder: Path, expected: set[str]) -> list[Submission]:
     if archive is None:
         return _group_canvas(_folder_entries(folder), expected)
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with open_regular(archive) as f, zipfile.ZipFile(f) as zf:
             return _group_canvas(_zip_entries(zf), expected)
     except ARCHIVE_ERRORS as e:
         return [Submission(student=safe_student_id(archive.name), source=archive.name, problem=f"invalid zip: {e}")]
@@ -162,7 +164,7 @@ def _canvas_student(sub: Submission, found: list[tuple[re.Match, _Entry]], expec
         if name.lower().endswith(".ipynb"):
             base, n = _version(name[: -len(".ipynb")], expected)
             versions.setdefault(base, []).append((n, int(m["sid"]), m, entry))
-        elif not add_entry(sub, name, entry.size, entry.read):  # a zip of notebooks is read as one
+        elif not add_entry(sub, name, entry.size, entry.chunks):  # a zip of notebooks is read as one
             sub.notes.append(f"{entry.name} ignored (not a notebook or a zip)")
         elif m["late"]:
             sub.late = True
@@ -170,7 +172,7 @@ def _canvas_student(sub: Submission, found: list[tuple[re.Match, _Entry]], expec
         options.sort(key=lambda v: v[:2])
         _, _, m, entry = options[-1]
         rel = f"{base}.ipynb"
-        add_entry(sub, rel, entry.size, entry.read)
+        add_entry(sub, rel, entry.size, entry.chunks)
         notes = sub.file_notes.setdefault(rel, [])
         if len(options) > 1:
             older = ", ".join(o[2]["file"] for o in options[:-1])

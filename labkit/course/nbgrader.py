@@ -1,7 +1,8 @@
 """nbgrader as a subprocess of this Python environment, and the nbgrader courses labkit writes.
 
 Owns: :func:`run_nbgrader` (every labkit command that runs nbgrader goes
-through it), the course configuration file (:func:`write_course_config`) and
+through it), the course configuration file (:func:`write_course_config`,
+:func:`capped_execute_config`) and
 the Jupyter folders nbgrader sees (:func:`jupyter_env`).
 
 nbgrader calls ``alembic`` by name to set up its gradebook, so the
@@ -14,6 +15,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from labkit.course.capture import Capture
 
 ASSIGNMENT = "lab"     # the nbgrader assignment every labkit course holds
 COURSE_ID = "labkit"
@@ -34,20 +37,28 @@ def nbgrader_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_nbgrader(args: list[str], cwd: str | os.PathLike, *, check: bool = True, timeout: float | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``nbgrader ARGS`` in ``cwd`` (the course folder); output captured as text."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=cwd,
-        env=nbgrader_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}) in {cwd}:\n{tail}")
-    return proc
+                 env: dict[str, str] | None = None, max_output: int | None = None) -> subprocess.CompletedProcess:
+    """``nbgrader ARGS`` in ``cwd`` (the course folder); output captured as text, decoded with
+    replacement (a kernel's stderr reaches it raw). With ``max_output``, at most that many bytes
+    of each stream are kept (:class:`~labkit.course.capture.Capture`); ``proc.cut`` is how many
+    were left out."""
+    proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=nbgrader_env(env),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = Capture(proc.stdout, max_output), Capture(proc.stderr, max_output)
+    try:
+        returncode = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise  # the readers are daemons: a kernel that still holds the pipes does not hold us
+    out.join()
+    err.join()
+    done = subprocess.CompletedProcess(proc.args, returncode, out.text(), err.text())
+    done.cut = out.cut + err.cut
+    if check and returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {returncode}) in {cwd}:\n{tail}")
+    return done
 
 
 def write_course_config(course: Path, db: Path, extra: str = "") -> None:
@@ -69,3 +80,15 @@ def jupyter_env(run: Path, course: Path) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(course / "runtime"),
         "JUPYTER_PLATFORM_DIRS": "1",
     }
+
+
+def capped_execute_config(max_output_bytes: int) -> str:
+    """Lines for a course's nbgrader_config.py: autograde with labkit's
+    :class:`~labkit.course.outputcap.CappedExecute` in the place of nbgrader's Execute."""
+    return (
+        "from labkit.course.outputcap import CappedExecute\n"
+        "from nbgrader.converters import Autograde\n"
+        "c.Autograde.autograde_preprocessors = [CappedExecute if p.__name__ == 'Execute' else p for p in\n"
+        "                                       Autograde.class_traits()['autograde_preprocessors'].default()]\n"
+        f"c.CappedExecute.max_output_bytes = {int(max_output_bytes)}\n"
+    )

@@ -20,6 +20,11 @@ def is_anchor(meta: dict | None) -> bool:
     return bool(meta) and bool(meta.get("grade") or meta.get("solution") or meta.get("locked"))
 
 
+def _tags(metadata) -> set[str]:
+    tags = metadata.get("tags")
+    return {str(t) for t in tags} if isinstance(tags, list) else set()
+
+
 def cell_source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
@@ -32,8 +37,10 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
     notebook: not JSON``) means the file cannot be graded. Repairs, each
     noted: cell ids made unique; of cells sharing a grade id only the last
     keeps its nbgrader markup (as nbgrader does); markup of unknown grade ids
-    dropped; every graded, solution or locked cell gets the markup of the
-    student version back; deleted ones are restored (solution stubs right
+    dropped; every graded, solution or locked cell gets all of its metadata
+    from the student version back (nbgrader's markup, and tags such as
+    ``skip-execution`` or ``raises-exception`` that change how nbclient runs
+    it: noted when they differed); deleted ones are restored (solution stubs right
     after the cell before them, tests and locked cells right before the cell
     after them, so that a student's own extra cells run before the tests).
     Locked cells whose text differs from both the student version and the
@@ -52,6 +59,8 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
         data = json.loads(text)
     except json.JSONDecodeError as e:
         return None, [], f"invalid notebook: not JSON ({e.msg}, line {e.lineno})"
+    except RecursionError:
+        return None, [], "invalid notebook: JSON nested too deeply"
     if not isinstance(data, dict) or not isinstance(data.get("nbformat"), int):
         return None, [], "invalid notebook: JSON but not a notebook (no nbformat version)"
     if not isinstance(data.get("cells", data.get("worksheets")), list):
@@ -94,22 +103,24 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
             del cell["metadata"]["nbgrader"]
     for gid in dups:
         notes.append(f"duplicate grade_id {gid} (the last copy was graded)")
-    edited = []
+    edited, altered = [], []
     for i, cell in enumerate(cells):
         meta = nbgrader_meta(cell)
         if meta is None:
             continue
         original = release_cells[meta["grade_id"]]
-        for key in ("nbgrader", "deletable", "editable"):
-            if key in original.metadata:
-                cell["metadata"][key] = copy.deepcopy(original.metadata[key])
-            else:
-                cell["metadata"].pop(key, None)
+        if _tags(cell["metadata"]) != _tags(original.metadata):  # skip-execution, raises-exception ...
+            altered.append(meta["grade_id"])
+        # all of it as released: nbgrader's markup, and the tags (skip-execution, raises-exception),
+        # execution and jupyter keys nbclient, nbgrader and nbconvert read; nothing of the student's
+        cell["metadata"] = copy.deepcopy(original.metadata)
         unchanged = cell["source"] in (cell_source(original), source_text.get(meta["grade_id"]))
         if original.metadata["nbgrader"].get("locked") and (not unchanged or cell["cell_type"] != original.cell_type):
             edited.append(meta["grade_id"])
     if edited:
         notes.append("edited locked cells " + ", ".join(edited) + " (the originals were run)")
+    if altered:
+        notes.append("changed tags of graded cells " + ", ".join(altered) + " (the released ones were used)")
     # restore deleted cells
     present = {nbgrader_meta(c)["grade_id"]: i for i, c in enumerate(cells) if nbgrader_meta(c)}
     inserts = []

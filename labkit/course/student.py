@@ -18,9 +18,9 @@ from pathlib import Path
 
 from labkit.course import sandbox
 from labkit.course.assignment import Template, copy_course
-from labkit.course.nbgrader import ASSIGNMENT, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.nbgrader import ASSIGNMENT, capped_execute_config, jupyter_env, run_nbgrader, write_course_config
 from labkit.course.repair import repair_notebook, short
-from labkit.course.submissions import Submission, match_notebooks
+from labkit.course.submissions import Submission, match_notebooks, read_submission
 
 @dataclass
 class Row:
@@ -40,6 +40,7 @@ class Options:
     cpu_seconds: int = 600     # processor time of a kernel (one notebook)
     jobs: int = 1
     sandbox: str = "auto"
+    output_mb: int = 10        # output a notebook's cells may keep, all together (outputcap.CappedExecute)
 
     @property
     def wall_seconds(self) -> int:  # a kernel that ignores interrupts is killed after this
@@ -61,6 +62,7 @@ class Run:
     threads: int
 
 
+MAX_LOG_BYTES = 1 << 20  # of nbgrader's output per stream, kept for the log (capture.Capture)
 _NOTEBOOK_LINE = re.compile(r"(?:Sanitizing|Autograding) (\S+?\.ipynb)")
 _EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
 
@@ -84,7 +86,8 @@ def _failure_reason(output: str, records: list[dict]) -> str:
 
 
 def _outcome(nb_path: Path, options: Options) -> str:
-    """graded / timeout / memory limit, from the errors in an autograded notebook."""
+    """graded / timeout / memory limit, from the errors in an autograded notebook, and a note
+    when its output was cut."""
     import nbformat
 
     try:
@@ -97,12 +100,14 @@ def _outcome(nb_path: Path, options: Options) -> str:
             if out.get("output_type") == "error":
                 enames.add(out.get("ename", ""))
                 texts.append(str(out.get("evalue", "")))
+    cut = nb.metadata.get("labkit", {}).get("output_cut")  # set by outputcap.CappedExecute, outside the sandbox
+    note = f"; output over {options.output_mb} MB left out ({cut} bytes)" if cut else ""
     if "CellTimeoutError" in enames:
-        return f"timeout (a cell ran over {options.timeout} s)"
+        return f"timeout (a cell ran over {options.timeout} s)" + note
     memory_words = ("can't allocate memory", "cannot allocate memory", "bad_alloc", "out of memory")
     if "MemoryError" in enames or any(w in t.lower() for t in texts for w in memory_words):
-        return f"memory limit ({options.memory_mb} MB)"
-    return "graded"
+        return f"memory limit ({options.memory_mb} MB)" + note
+    return "graded" + note
 
 
 def grade_student(sub: Submission, index: int, run: Run) -> tuple[list[Row], Path | None, str]:
@@ -121,7 +126,8 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
     import nbformat
 
     template, options, assignment = run.template, run.options, run.template.assignment
-    extra = "; ".join(sub.notes)
+    read_submission(sub)  # only now, one student at a time: the bytes are dropped once repaired
+    extra_notes: list[str] = []  # for every row of this student
     if sub.ignored:
         return [Row(sub.student, sub.source, sub.problem, scored=False)], None, ""
     if sub.problem:
@@ -150,6 +156,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             continue
         nbformat.write(nb, submitted / f"{name}.ipynb")
         status[name] = "graded"
+    sub.files.clear()
     pending = [n for n in template.notebooks if status[n] == "graded"]
     graded_any = False
     if pending:
@@ -170,7 +177,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             f"c.KernelManager.ip = {str(ipc / 'k')!r}\n"
             "c.OverwriteCells.add_missing_cells = False  # labkit restores deleted cells itself\n"
             "c.LimitOutput.max_lines = 1000\n"
-            "c.LimitOutput.max_traceback = 100\n"))
+            "c.LimitOutput.max_traceback = 100\n" + capped_execute_config(options.output_mb << 20)))
         env = jupyter_env(run.dir, course)
         record = course / "kernels.jsonl"
         while pending:
@@ -178,13 +185,15 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             limit = len(pending) * (options.wall_seconds + 60) + 300
             try:
                 proc = run_nbgrader(["autograde", assignment, "--student", sub.student, "--force"], cwd=course,
-                                    check=False, env=env, timeout=limit)
+                                    check=False, env=env, timeout=limit, max_output=MAX_LOG_BYTES)
             except subprocess.TimeoutExpired:
                 for name in pending:
                     status[name] = f"error: nbgrader autograde did not finish in {limit} s"
                 break
             output = proc.stdout + proc.stderr
             log.append(output)
+            if proc.cut:
+                extra_notes.append(f"kernel output to its stdout/stderr cut ({proc.cut} bytes left out of the log)")
             if proc.returncode == 0:
                 graded_any = True
                 break
@@ -207,7 +216,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             if status[name] == "graded" and graded_any and autograded.exists():
                 status[name] = _outcome(autograded, options)
     for name in template.notebooks:
-        text = "; ".join([status[name], *notes[name], *([extra] if extra else [])])
+        text = "; ".join([status[name], *notes[name], *sub.notes, *extra_notes])
         rows[name] = Row(sub.student, name, text)
     return list(rows.values()), (course if graded_any else None), "\n".join(log)
 

@@ -12,15 +12,18 @@ the class.
 """
 from __future__ import annotations
 
-import functools
-import io
+import errno
 import os
 import re
+import stat
+import tempfile
 import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from labkit.course import unzip
 
 MAX_NOTEBOOK_BYTES = 100 << 20
 MAX_SUBMISSION_BYTES = 500 << 20  # all of one student's notebooks and nested zips: a zip bomb stops here
@@ -33,7 +36,9 @@ class Submission:
     notes: list[str] = field(default_factory=list)
     problem: str | None = None                             # the whole submission is unusable
     ignored: bool = False                                  # not a student's submission at all
-    nbytes: int = 0                                        # bytes in files, against MAX_SUBMISSION_BYTES
+    nbytes: int = 0                                        # bytes read, against MAX_SUBMISSION_BYTES
+    path: Path | None = None                               # the folder or zip, until read_submission
+    read: bool = False                                     # whether files holds what path holds
     # what the platform and the roster say (labkit.course.layouts, labkit.course.roster)
     name: str = ""                                         # the student's name, where known
     platform_id: str = ""                                  # Canvas user id, Moodle participant, GitHub user
@@ -56,7 +61,7 @@ def safe_student_id(name: str) -> str:
 # What a broken archive raises: not a zip, truncated, corrupt data (zlib.error), encrypted
 # (RuntimeError), an unsupported compression method (NotImplementedError) ... Each is reported
 # in that student's row; none may stop the class.
-ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error, NotImplementedError)
 
 
 def _wanted(relpath: str) -> bool:
@@ -64,72 +69,153 @@ def _wanted(relpath: str) -> bool:
     return bool(parts) and not any(p.startswith(".") or p in SKIP_PARTS for p in parts)
 
 
-def _room(sub: Submission, size: int, what: str) -> bool:
-    """Whether ``size`` more bytes fit in the student's MAX_SUBMISSION_BYTES; if not, a note says what was left out."""
-    if sub.nbytes + size <= MAX_SUBMISSION_BYTES:
-        return True
-    sub.notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
-    return False
+def _kind(mode: int) -> str:
+    """What a special file is, for the note that refuses it."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
-def _add_notebook(sub: Submission, rel: str, size: int, read) -> None:
-    """Notebook ``rel`` of ``size`` bytes (``read()`` gives them) into sub.files, unless it is too large."""
-    if size > MAX_NOTEBOOK_BYTES:
-        sub.notes.append(f"{rel} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
-    elif _room(sub, size, rel):
-        sub.files[rel] = read()
-        sub.nbytes += len(sub.files[rel])
+def open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file (links not followed, a FIFO never
+    waited on: O_NONBLOCK); ValueError naming what it is otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ValueError("a symbolic link (never followed)") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError(f"{_kind(mode)}, not a regular file (refused)")
+    return os.fdopen(fd, "rb")
 
 
-def _add_zip(sub: Submission, rel: str, size: int, source) -> None:
-    """The notebooks of zip ``rel`` of ``size`` bytes (``source()`` gives its bytes or path), if it fits."""
-    if _room(sub, size, rel):
-        try:
-            _read_zip(source(), f"{rel}/", sub)
-        except ARCHIVE_ERRORS as e:
-            sub.notes.append(f"{rel}: not a valid zip ({e})")
+def _room(sub: Submission, what: str) -> int:
+    """How many more bytes ``what`` may have: MAX_NOTEBOOK_BYTES or what is left of the student's
+    MAX_SUBMISSION_BYTES, whichever is less (0: a note says it was left out)."""
+    left = MAX_SUBMISSION_BYTES - sub.nbytes
+    if left <= 0:
+        sub.notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
+    return max(0, left)
 
 
-def add_entry(sub: Submission, rel: str, size: int, read) -> bool:
-    """One file of a submission read by a layout (labkit.course.layouts): a notebook or a zip of
-    them, under the same budgets as a folder's files. ``read()`` gives its bytes. False: neither."""
-    if rel.lower().endswith(".ipynb"):
-        _add_notebook(sub, rel, size, read)
-    elif rel.lower().endswith(".zip"):
-        _add_zip(sub, rel, size, read)
+def _too_large(sub: Submission, what: str, cap: int) -> None:
+    if what.lower().endswith(".ipynb") and cap >= MAX_NOTEBOOK_BYTES:
+        sub.notes.append(f"{what} is larger than {MAX_NOTEBOOK_BYTES >> 20} MB (not graded)")
     else:
+        sub.notes.append(f"{what} was not read: the submission would exceed {MAX_SUBMISSION_BYTES >> 20} MB")
+
+
+def _add(sub: Submission, rel: str, size: int, chunks) -> None:
+    """Notebook or nested zip ``rel`` into sub, read through ``chunks(cap)`` (an iterator of bytes
+    that raises unzip.TooLarge past ``cap``); ``size`` is what it declares, a hint only."""
+    notebook = rel.lower().endswith(".ipynb")
+    left = _room(sub, rel)
+    if not left:
+        return
+    cap = min(left, MAX_NOTEBOOK_BYTES) if notebook else left
+    if size > cap:
+        return _too_large(sub, rel, cap)
+    try:
+        if notebook:
+            if rel in sub.files:  # a duplicate entry: the last one counts, once
+                sub.nbytes -= len(sub.files.pop(rel))
+            data = b"".join(chunks(cap))
+            sub.files[rel] = data
+            sub.nbytes += len(data)
+        else:
+            with tempfile.TemporaryFile() as spool:  # on disk, never the whole nested zip in memory
+                for piece in chunks(cap):
+                    spool.write(piece)
+                sub.nbytes += spool.tell()
+                spool.seek(0)
+                with zipfile.ZipFile(spool) as zf:
+                    _read_zip(zf, f"{rel}/", sub)
+    except unzip.TooLarge:
+        _too_large(sub, rel, cap)
+    except ARCHIVE_ERRORS as e:
+        if notebook:
+            raise  # the archive holding it is broken: the whole submission says so
+        sub.notes.append(f"{rel}: not a valid zip ({e})")
+
+
+def add_entry(sub: Submission, rel: str, size: int, chunks) -> bool:
+    """One file of a submission read by a layout (labkit.course.layouts): a notebook or a zip of
+    them, under the same budgets as a folder's files. ``chunks(cap)`` gives its bytes in pieces
+    (:func:`file_chunks`, :func:`labkit.course.unzip.iter_member`). False: neither kind."""
+    if not rel.lower().endswith((".ipynb", ".zip")):
         return False
+    _add(sub, rel, size, chunks)
     return True
 
 
-def _read_zip(data: bytes | Path, prefix: str, sub: Submission) -> None:
-    with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as zf:
-        for info in sorted(zf.infolist(), key=lambda i: i.filename):
-            name = info.filename.replace("\\", "/")
-            rel = "/".join(p for p in name.split("/") if p not in ("", ".", ".."))
-            if info.is_dir() or not _wanted(rel):
-                continue
-            read = functools.partial(zf.read, info)  # zipfile stops at the declared size and checks the CRC
-            if rel.lower().endswith(".ipynb"):
-                _add_notebook(sub, prefix + rel, info.file_size, read)
-            elif rel.lower().endswith(".zip") and not prefix:
-                _add_zip(sub, rel, info.file_size, read)
+def file_chunks(path: Path):
+    def chunks(cap: int):
+        total = 0
+        with open_regular(path) as f:
+            while piece := f.read(unzip.CHUNK):
+                total += len(piece)
+                if total > cap:
+                    raise unzip.TooLarge(f"more than {cap} bytes")
+                yield piece
+    return chunks
+
+
+def _read_zip(zf: zipfile.ZipFile, prefix: str, sub: Submission) -> None:
+    entries: dict[str, list[zipfile.ZipInfo]] = {}
+    for info in zf.infolist():
+        name = info.filename.replace("\\", "/")
+        rel = "/".join(p for p in name.split("/") if p not in ("", ".", ".."))
+        if not info.is_dir() and _wanted(rel) and rel.lower().endswith((".ipynb", ".zip")):
+            entries.setdefault(rel, []).append(info)
+    for rel in sorted(entries):
+        if len(entries[rel]) > 1:  # what an unzip tool leaves: the last one
+            sub.notes.append(f"{prefix}{rel}: {len(entries[rel])} entries of that name in the zip (the last was read)")
+        info = entries[rel][-1]
+        if rel.lower().endswith(".zip") and prefix:
+            continue  # one level of nesting only
+        _add(sub, prefix + rel, info.file_size, lambda cap, info=info: unzip.iter_member(zf, info, cap))
 
 
 def _read_folder(folder: Path, sub: Submission) -> None:
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if path.is_symlink() or not path.is_file() or not _wanted(rel):
+        if not _wanted(rel):
+            continue
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode) or stat.S_ISDIR(mode):
             continue  # links are never followed: they could point at anything on this machine
-        if rel.lower().endswith(".ipynb"):
-            _add_notebook(sub, rel, path.stat().st_size, path.read_bytes)
-        elif rel.lower().endswith(".zip"):
-            _add_zip(sub, rel, path.stat().st_size, lambda: path)  # called at once, in this iteration
+        if not stat.S_ISREG(mode):
+            sub.notes.append(f"{rel}: {_kind(mode)}, not a regular file (refused)")
+        elif rel.lower().endswith((".ipynb", ".zip")):
+            _add(sub, rel, path.lstat().st_size, file_chunks(path))
 
 
-def find_submissions(folder: str | os.PathLike) -> list[Submission]:
+def read_submission(sub: Submission) -> Submission:
+    """Read ``sub.path`` (a folder or zip) into sub.files, within the size budgets; a broken
+    archive becomes sub.problem. Reading twice does nothing."""
+    if sub.read or sub.path is None or sub.problem:
+        return sub
+    sub.read = True
+    try:
+        if sub.path.is_dir() and not sub.path.is_symlink():
+            _read_folder(sub.path, sub)
+        else:
+            with open_regular(sub.path) as f, zipfile.ZipFile(f) as zf:
+                _read_zip(zf, "", sub)
+    except ARCHIVE_ERRORS as e:
+        sub.problem = f"invalid zip: {e}" if sub.source.lower().endswith(".zip") else f"could not be read: {e}"
+    return sub
+
+
+def find_submissions(folder: str | os.PathLike, read: bool = True) -> list[Submission]:
     """Every entry of ``folder``: one Submission per student folder or zip, plus one (with a
-    ``problem``) for anything else, so that nothing goes unreported. Sorted by student id."""
+    ``problem``) for anything else, so that nothing goes unreported. Sorted by student id.
+    With ``read=False`` the files are read later, one student at a time (:func:`read_submission`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"no submissions folder {folder}")
@@ -137,19 +223,15 @@ def find_submissions(folder: str | os.PathLike) -> list[Submission]:
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or entry.name in SKIP_PARTS:
             continue
-        sub = Submission(student=safe_student_id(entry.name), source=entry.name)
-        try:
-            if entry.is_symlink():
-                sub.problem, sub.ignored = "ignored: a symbolic link, not a folder or .zip", True
-            elif entry.is_dir():
-                _read_folder(entry, sub)
-            elif entry.suffix.lower() == ".zip":
-                _read_zip(entry, "", sub)
-            else:
-                sub.problem, sub.ignored = "ignored: not a folder or .zip of notebooks", True
-        except ARCHIVE_ERRORS as e:
-            sub.problem = f"invalid zip: {e}" if entry.suffix.lower() == ".zip" else f"could not be read: {e}"
-        subs.append(sub)
+        sub = Submission(student=safe_student_id(entry.name), source=entry.name, path=entry)
+        mode = entry.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            sub.problem, sub.ignored = "ignored: a symbolic link, not a folder or .zip", True
+        elif not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            sub.problem, sub.ignored = f"refused: {_kind(mode)}, not a folder or .zip", True
+        elif stat.S_ISREG(mode) and entry.suffix.lower() != ".zip":
+            sub.problem, sub.ignored = "ignored: not a folder or .zip of notebooks", True
+        subs.append(read_submission(sub) if read else sub)
     return number_duplicates(subs)
 
 
