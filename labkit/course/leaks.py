@@ -4,7 +4,7 @@ A line is *secret* when it lies in a solution region, a hidden-test region or
 a solution cell without regions (a written model answer), and no visible
 part of the instructor's notebooks shows it (nbgrader's own split,
 :func:`_split_cell`). Lines are compared whitespace-normalised
-(:func:`_key`). ``labkit release`` scans each student notebook with these
+(:func:`line_key`). ``labkit release`` scans each student notebook with these
 rules (``release.find_leaks``); ``labkit publish`` scans every file of the
 student repository.
 
@@ -45,7 +45,8 @@ def _split_cell(cell) -> tuple[list[str], list[str]]:
     return visible, secret
 
 
-def _key(line: str) -> str:
+def line_key(line: str) -> str:
+    """The line as compared: whitespace runs collapsed, ends stripped."""
     return " ".join(line.split())
 
 
@@ -63,10 +64,10 @@ def secret_lines(paths) -> tuple[dict[str, str], set[str]]:
     for src in paths:
         for cell in nbformat.read(src, as_version=4).cells:
             shown, hidden = _split_cell(cell)
-            visible.update(_key(line) for line in shown)
+            visible.update(line_key(line) for line in shown)
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "?")
             for line in hidden:
-                secret.setdefault(_key(line), f"{Path(src).name}, cell {gid!r}")
+                secret.setdefault(line_key(line), f"{Path(src).name}, cell {gid!r}")
     return {k: v for k, v in secret.items() if k and k not in visible and k not in STUB_LINES}, visible
 
 
@@ -75,7 +76,7 @@ def leaks_in_lines(where: str, lines, secret: dict[str, str]) -> list[str]:
     nbgrader delimiter; ``where`` names the text (a file, a cell) and each message gives its line number."""
     problems = []
     for number, line in enumerate(lines, 1):
-        key = _key(line)
+        key = line_key(line)
         if _MARKER_RE.search(line):
             problems.append(f"{where}, line {number}: nbgrader delimiter left in: {line.strip()!r}")
         elif key in secret:

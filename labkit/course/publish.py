@@ -49,7 +49,7 @@ from pathlib import Path
 
 from labkit.cli import add_command
 from labkit.course import release
-from labkit.course.leaks import _key, leaks_in_lines, secret_lines
+from labkit.course.leaks import leaks_in_lines, line_key, secret_lines
 from labkit.course.paths import require_project_root
 from labkit.course.student_repo import DISTRIBUTION, StudentRepo, badge, tomllib
 from labkit.course.student_repo import load as load_student_repo
@@ -235,11 +235,11 @@ def public_lines(root: str | os.PathLike, files: dict[str, bytes]) -> dict[str, 
     if not path.is_file():
         return {}
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("line", [])
-    package = {_key(line) for rel, data in files.items() if rel.startswith("labkit/")
+    package = {line_key(line) for rel, data in files.items() if rel.startswith("labkit/")
                for line in data.decode("utf-8").split("\n")}
     public = {}
     for entry in entries:
-        key = _key(entry.get("text", ""))
+        key = line_key(entry.get("text", ""))
         if not key or not entry.get("why"):
             raise PublishError(f"{path}: every [[line]] needs a text and a why: {entry!r}")
         if key not in package:
@@ -292,8 +292,10 @@ def write_tree(dest: str | os.PathLike, files: dict[str, bytes]) -> list[str]:
     removed = []
     if dest.is_dir() and any(dest.iterdir()):
         if not (dest / ".git").exists():
-            raise PublishError(f"{dest} is neither empty nor a git checkout; publish into an empty folder "
-                               "or into a clone of the student repository")
+            raise PublishError(f"{dest} is neither empty nor a git checkout, so publish cannot tell its files "
+                               "from yours; publish into an empty folder or into a clone of the student "
+                               "repository (to rewrite a folder an earlier publish wrote, commit it first: "
+                               "git init && git add -A && git commit)")
         for rel in _tracked(dest):
             if rel not in files and (dest / rel).is_file():
                 (dest / rel).unlink()
