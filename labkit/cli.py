@@ -4,6 +4,10 @@
     labkit lab        run the whole lab headless and write a report      (labkit/lab.py)
     labkit release    generate the student notebooks from solutions/      (labkit/course/release.py)
     labkit autograde  grade a class's submissions with nbgrader     (labkit/course/autograde.py)
+    labkit publish    write the student repository, without solutions  (labkit/course/publish.py)
+
+The last three are the instructor's (labkit/course/); the student repository
+that `labkit publish` writes leaves labkit/course/ out, and so these commands.
 
 A command module raises an exception; main() turns the kit's own errors
 (MNIST missing, nbgrader failing, a bad option) into one line and exit code 2.
@@ -16,7 +20,7 @@ import sys
 import time
 
 # Each of these modules adds its own subcommands with `register(subparsers)`.
-COMMAND_MODULES = ("labkit.lab", "labkit.course.release", "labkit.course.autograde")
+COMMAND_MODULES = ("labkit.lab", "labkit.course.release", "labkit.course.autograde", "labkit.course.publish")
 
 
 def _cmd_data(args) -> int:
@@ -35,6 +39,13 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def add_command(subparsers, name: str, *, help: str, doc: str,
+                formatter=argparse.RawDescriptionHelpFormatter) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``; its description is the second paragraph of ``doc``
+    (the command module's docstring, which shows the command lines)."""
+    return subparsers.add_parser(name, help=help, description=doc.split("\n\n")[1], formatter_class=formatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -51,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != name:  # a missing dependency inside it is a real error
+            # the module or its package (labkit.course, absent from the student repository) is missing;
+            # a missing dependency inside it is a real error
+            if not (e.name == name or name.startswith(f"{e.name}.")):
                 raise
             continue
         module.register(sub)
@@ -60,12 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from labkit.data import MNISTError
-    from labkit.course.nbgrader import NbgraderError
+
+    try:
+        from labkit.course.nbgrader import NbgraderError
+        known: tuple[type[Exception], ...] = (MNISTError, NbgraderError, ValueError)
+    except ModuleNotFoundError:  # the student repository: no labkit.course
+        known = (MNISTError, ValueError)
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MNISTError, NbgraderError, ValueError) as e:
+    except known as e:
         print(f"labkit: {e}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,9 @@ concern (``docs/ARCHITECTURE.md`` draws the map and follows one submission
 through it):
 
 - ``release``      ``labkit release``: student notebooks generated from solutions/, checked for leaks
+- ``leaks``        which lines of the solutions are secret, found in any text
+- ``student_repo`` where the student repository lives (pyproject.toml); the Colab badge and install cell
+- ``publish``      ``labkit publish``: the student repository, without the solutions
 - ``submissions``  finding and reading SUBMISSIONS (folders, zips), matching files to notebooks
 - ``layouts``      how platforms lay out SUBMISSIONS (Moodle, GitHub Classroom, Canvas), detected and read
 - ``roster``       the class roster, matched to the submissions (missing students, strangers)

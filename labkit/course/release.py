@@ -12,7 +12,9 @@ are the source of truth. The student versions are made by nbgrader itself:
    course (assignment ``lab``), outside the repository;
 2. ``nbgrader generate_assignment lab --no-db`` writes ``release/lab/*.ipynb``
    (no gradebook is needed to release, so none is written);
-3. each generated notebook is normalised so that every run writes the same
+3. the Colab badge and install cell of each notebook are written from the
+   student repository configured in pyproject.toml (:mod:`labkit.course.student_repo`),
+   and each generated notebook is normalised so that every run writes the same
    bytes: no outputs or execution counts, volatile cell metadata dropped,
    fixed notebook metadata, nbformat 4.5 with stable cell ids, nbformat's own
    JSON layout;
@@ -28,7 +30,6 @@ check (:func:`find_leaks`), validation, comparison and the command itself.
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import re
@@ -37,21 +38,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from labkit.cli import add_command
 from labkit.course.nbgrader import ASSIGNMENT, run_nbgrader, write_course_config
+from labkit.course.leaks import leaks_in_lines, secret_lines
 from labkit.course.paths import require_project_root
+from labkit.course.student_repo import StudentRepo, apply_links, link_problems
+from labkit.course.student_repo import load as load_student_repo
 
 # Cell metadata that survives normalisation; everything else (execution
 # timings, collapsed/scrolled state, Colab ids, ...) is editor state.
 KEEP_CELL_METADATA = ("nbgrader", "deletable", "editable", "tags", "slideshow")
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
-# nbgrader's delimiters (ClearSolutions / ClearHiddenTests match them anywhere in a line).
-BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-# Anything that looks like a delimiter, misspelt ones included, must never reach a student.
-_MARKER_RE = re.compile(r"\b(BEGIN|END)\s+(SOL\w*|HIDDEN\w*)", re.IGNORECASE)
-# The stubs nbgrader writes in place of solutions.
-STUB_LINES = {"# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE"}
 
 
 class ReleaseError(RuntimeError):
@@ -122,17 +120,21 @@ def normalise(nb) -> str:
 # --------------------------------------------------------------------------- generation
 
 
-def generate(solutions_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+def generate(solutions_dir: str | os.PathLike, out_dir: str | os.PathLike,
+             repo: StudentRepo | None = None) -> list[Path]:
     """Write the student version of every ``solutions_dir/*.ipynb`` into ``out_dir``.
 
     Runs ``nbgrader generate_assignment`` in a temporary course (its gradebook
-    included) and normalises its output (:func:`normalise`). Only the
+    included), writes each notebook's Colab badge and install cell from
+    ``repo`` (default: the checkout's configuration) and normalises the
+    result (:func:`normalise`). Only the
     generated notebooks are written; nothing is checked here (see
     :func:`find_leaks` and :func:`validate_student_versions`).
     """
     import nbformat
 
     sources = solution_notebooks(solutions_dir)
+    repo = load_student_repo() if repo is None else repo
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="labkit-release-") as tmp:
@@ -144,7 +146,7 @@ def generate(solutions_dir: str | os.PathLike, out_dir: str | os.PathLike) -> li
             generated = course / "release" / ASSIGNMENT / src.name
             if not generated.is_file():
                 raise ReleaseError(f"nbgrader wrote no student version of {src.name}")
-            nb = nbformat.read(generated, as_version=4)
+            nb = apply_links(nbformat.read(generated, as_version=4), repo, src.stem)
             target = out / src.name
             target.write_bytes(normalise(nb).encode("utf-8"))
             written.append(target)
@@ -152,31 +154,6 @@ def generate(solutions_dir: str | os.PathLike, out_dir: str | os.PathLike) -> li
 
 
 # --------------------------------------------------------------------------- leak check
-
-
-def _split_cell(cell) -> tuple[list[str], list[str]]:
-    """(visible lines, secret lines) of one instructor cell, the way nbgrader splits it."""
-    nbg = cell.get("metadata", {}).get("nbgrader", {})
-    lines = cell.source.split("\n")
-    has_solution_region = any(BEGIN_SOLUTION in line for line in lines)
-    if nbg.get("solution") and not has_solution_region:
-        return [], lines  # the whole cell becomes the stub
-    visible, secret = [], []
-    region = None
-    for line in lines:
-        if region is None and (BEGIN_SOLUTION in line or BEGIN_HIDDEN in line):
-            region = END_SOLUTION if BEGIN_SOLUTION in line else END_HIDDEN
-        elif region is not None and region in line:
-            region = None
-        elif region is not None:
-            secret.append(line)
-        else:
-            visible.append(line)
-    return visible, secret
-
-
-def _key(line: str) -> str:
-    return " ".join(line.split())
 
 
 def find_leaks(solutions_dir: str | os.PathLike, student_dir: str | os.PathLike) -> list[str]:
@@ -199,26 +176,9 @@ def find_leaks(solutions_dir: str | os.PathLike, student_dir: str | os.PathLike)
         if not student.is_file():
             problems.append(f"{student}: missing (no student version of {src})")
             continue
-        visible, secret = set(), {}
-        for cell in nbformat.read(src, as_version=4).cells:
-            shown, hidden = _split_cell(cell)
-            visible.update(_key(line) for line in shown)
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "?")
-            for line in hidden:
-                secret.setdefault(_key(line), gid)
-        for key in list(secret):
-            if not key or key in visible or key in STUB_LINES:
-                del secret[key]
+        secret, _ = secret_lines([src])
         for index, cell in enumerate(nbformat.read(student, as_version=4).cells):
-            for line in cell.source.split("\n"):
-                key = _key(line)
-                if _MARKER_RE.search(line):
-                    problems.append(f"{student.name}, cell {index}: nbgrader delimiter left in: {line.strip()!r}")
-                elif key in secret:
-                    problems.append(
-                        f"{student.name}, cell {index}: solution or hidden-test text from cell "
-                        f"{secret[key]!r} left in: {line.strip()!r}"
-                    )
+            problems += leaks_in_lines(f"{student.name}, cell {index}", cell.source.split("\n"), secret)
     return problems
 
 
@@ -274,6 +234,17 @@ def compare(generated_dir: str | os.PathLike, notebooks_dir: str | os.PathLike) 
     return changes
 
 
+def _stale_links(notebooks_dir: Path, names: list[str], repo: StudentRepo) -> list[str]:
+    """How the Colab links of the notebooks in ``notebooks_dir`` disagree with ``repo``."""
+    import nbformat
+
+    problems = []
+    for name in names:
+        if (notebooks_dir / name).is_file():
+            problems += link_problems(nbformat.read(notebooks_dir / name, as_version=4), repo, Path(name).stem)
+    return problems
+
+
 # --------------------------------------------------------------------------- release
 
 
@@ -283,12 +254,15 @@ def release(
     *,
     check: bool = False,
     validate: bool = True,
+    repo: StudentRepo | None = None,
     log=print,
 ) -> list[str]:
     """Generate, check and (unless ``check``) install the student notebooks.
 
-    Returns the differences between notebooks/ and solutions/ found before
-    installing (empty: notebooks/ was already up to date). Raises
+    ``repo`` is the student repository the Colab links point at (default: the
+    checkout's ``[tool.labkit]``). Returns the differences between notebooks/
+    and solutions/ found before installing (empty: notebooks/ was already up
+    to date); a notebook whose links disagree with ``repo`` is one of them. Raises
     :class:`ReleaseError`, leaving notebooks/ untouched, when a check fails.
     """
     default_solutions, default_notebooks = (None, None)
@@ -302,7 +276,8 @@ def release(
 
     with tempfile.TemporaryDirectory(prefix="labkit-release-") as tmp:
         staged = Path(tmp) / "notebooks"
-        names = [p.name for p in generate(solutions_dir, staged)]
+        repo = load_student_repo() if repo is None else repo
+        names = [p.name for p in generate(solutions_dir, staged, repo)]
         log(f"generated {len(names)} student notebooks from {solutions_dir}/ with nbgrader")
 
         leaks = find_leaks(solutions_dir, staged)
@@ -323,7 +298,7 @@ def release(
                 )
             log("checked: every test fails in every unsolved student notebook")
 
-        changes = compare(staged, notebooks_dir)
+        changes = compare(staged, notebooks_dir) + _stale_links(notebooks_dir, names, repo)
         if check:
             if changes:
                 log(f"{notebooks_dir}/ is out of date with {solutions_dir}/ (run `labkit release`):")
@@ -362,12 +337,8 @@ def _cmd_release(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "release",
-        help="generate the student notebooks (notebooks/) from solutions/ with nbgrader",
-        description=__doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "release", doc=__doc__,
+                    help="generate the student notebooks (notebooks/) from solutions/ with nbgrader")
     p.add_argument("--check", action="store_true",
                    help="do every check but write nothing; exit 1 when notebooks/ is out of date")
     p.add_argument("--no-validate", action="store_true",
