@@ -176,8 +176,8 @@ class NotebookRun:
     def try_variant(self, grade_id: str, name: str, code: str, correct: bool,
                     downstream: tuple[str, ...] = ()) -> Outcome:
         """Run ``code`` in place of solution cell ``grade_id``, then the cells up to its own test cell
-        and the ``downstream`` test cells (in full, as autograde runs them), and the own test cell's
-        visible part on its own. Names that the given code cells in between assign are deleted
+        and the ``downstream`` test cells (in full, as autograde runs them), and, for a mistake, the own
+        test cell's visible part on its own. Names that the given code cells in between assign are deleted
         first, so that a cell that now fails leaves them undefined, as in a fresh run."""
         started = time.perf_counter()
         solution, own, span = self.span(grade_id, downstream)
@@ -185,6 +185,7 @@ class NotebookRun:
         names = sorted({n for c in span if c.kind == "code" for n in assigned_names(c.source)})
         if names:
             self.kernel.run("\n".join(f"globals().pop({n!r}, None)" for n in names))
+        self.kernel.run(solution.source)  # the reference first: a variant may define only some of the functions
         defined = self.kernel.run(code)
         if not defined.ok:
             out.tests["(the variant itself)"] = defined
@@ -192,7 +193,7 @@ class NotebookRun:
             result = self.kernel.run(c.source)
             if c.kind == "test" and (c is own or c.grade_id in downstream):
                 out.tests[c.grade_id] = result
-            if c is own:
+            if c is own and not correct:  # a mistake: does the student's self-check see it too?
                 out.self_check = self.kernel.run(visible_part(c.source))
         out.seconds = time.perf_counter() - started
         return out
