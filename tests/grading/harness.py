@@ -96,6 +96,13 @@ class Result:
     ok: bool
     error: str = ""  # "ErrorName: message" when the cell failed
     seconds: float = 0.0
+    stderr: str = ""
+
+    def graded(self) -> "Result":
+        """As nbgrader scores a test cell: an error or any output on stderr (a warning) costs its points."""
+        if self.ok and self.stderr:
+            return Result(False, f"stderr: {self.stderr.strip()[:300]}", self.seconds, self.stderr)
+        return self
 
 
 @dataclass
@@ -123,7 +130,7 @@ class Kernel:
     def run(self, code: str) -> Result:
         started = time.perf_counter()
         msg_id = self.kc.execute(code, store_history=False)
-        error = ""
+        error, stderr = "", ""
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -135,9 +142,11 @@ class Kernel:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "error":
                 error = f"{content['ename']}: {content['evalue']}"
+            elif kind == "stream" and content["name"] == "stderr":
+                stderr += content["text"]
             elif kind == "status" and content["execution_state"] == "idle":
                 break
-        return Result(not error, error, time.perf_counter() - started)
+        return Result(not error, error, time.perf_counter() - started, stderr)
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -160,7 +169,7 @@ class NotebookRun:
             result = self.kernel.run(c.source)
             self.cell_seconds[c.index] = result.seconds
             if c.kind == "test":
-                self.reference[c.grade_id] = result
+                self.reference[c.grade_id] = result.graded()
             elif not result.ok:
                 raise RuntimeError(f"{self.path.name} cell {c.index} ({c.grade_id}) failed in the reference run: {result.error}")
         self.kernel.run(QUIET_PLOTS)
@@ -192,9 +201,9 @@ class NotebookRun:
         for c in span:
             result = self.kernel.run(c.source)
             if c.kind == "test" and (c is own or c.grade_id in downstream):
-                out.tests[c.grade_id] = result
+                out.tests[c.grade_id] = result.graded()
             if c is own and not correct:  # a mistake: does the student's self-check see it too?
-                out.self_check = self.kernel.run(visible_part(c.source))
+                out.self_check = self.kernel.run(visible_part(c.source)).graded()
         out.seconds = time.perf_counter() - started
         return out
 

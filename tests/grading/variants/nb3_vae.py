@@ -1,4 +1,5 @@
-"""Variants of the solution cells of 3_vae."""
+"""Variants of the solution cells of 3_vae. SLOW_MC, correct but slow, is graded end to end under
+--jobs 2 by test_autograde_agreement.py (too slow to re-run here for every variant)."""
 
 SLOW_MC = '''
 def mc_log_likelihood(model, X, Z):
@@ -60,7 +61,15 @@ def mc_log_likelihood(model, X, Z):
     log_p = torch.distributions.Normal(F, model.sigma2.sqrt()).log_prob(X[:, None, :]).sum(-1)
     return torch.logsumexp(log_p, dim=1) - math.log(Z.shape[0])
 ''',
-            "slow loop over images": SLOW_MC,
+            "logsumexp by hand, float32 Z": '''
+def mc_log_likelihood(model, X, Z):
+    F = model.decode(Z.to(X.dtype))
+    D = X.shape[1]
+    sq = ((X[:, None, :] - F[None, :, :]) ** 2).sum(-1)
+    log_p = -0.5 * D * (math.log(2 * math.pi) + model.log_sigma2) - 0.5 * sq / model.sigma2
+    top = log_p.max(dim=1, keepdim=True).values
+    return (top + torch.log(torch.exp(log_p - top).mean(dim=1, keepdim=True))).squeeze(1)
+''',
             "cdist, float64": '''
 def mc_log_likelihood(model, X, Z):
     F = model.decode(Z).double()
