@@ -135,8 +135,8 @@ def own_work(namespace: dict, name: str) -> Iterator[None]:
                 if attr in vars(cls):
                     saved.append((cls, attr, vars(cls)[attr], False))
                     setattr(cls, attr, _tripwire(name, vars(cls)[attr], owner=cls.__name__))
-        for key, value in list(namespace.items()):
-            if not key.startswith("__") and id(value) in references["objects"]:
+        for key, value in list(namespace.items()):  # classes stay (their methods trip), so that Cls.loss names itself
+            if not key.startswith("__") and id(value) in references["objects"] and not isinstance(value, type):
                 saved.append((namespace, key, value, True))
                 namespace[key] = _tripwire(name, value)
         yield
