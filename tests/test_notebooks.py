@@ -202,7 +202,7 @@ def test_every_autograded_test_has_visible_and_hidden_parts():
             meta = nbgrader_meta(cell)
             if meta.get("grade") and not meta.get("solution"):
                 visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
-                assert "assert" in visible, f"{name}/{meta['grade_id']}: no visible self-check"
+                assert re.search(r"\bassert\b|\bchecks\.\w+\(", visible), f"{name}/{meta['grade_id']}: no visible self-check"
         hidden = sum("### BEGIN HIDDEN TESTS" in c.source for c in read(SOLUTIONS / f"{name}.ipynb").cells)
         assert hidden >= 3, f"{name}: only {hidden} test cells with hidden tests"
 
