@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -94,6 +95,7 @@ def kernel_env() -> dict:
 def execute(name: str, seed: int = 0, timeout: int = 1800):
     """Run solutions/<name>.ipynb with SEED = seed; returns (executed notebook, {quantity: value})."""
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(SOLUTIONS / f"{name}.ipynb", as_version=4)
@@ -104,11 +106,15 @@ def execute(name: str, seed: int = 0, timeout: int = 1800):
         setup.source = SEED_LINE.sub(f"SEED = {seed}", setup.source, count=1)
     extra = MEASURES[name] + f'\nimport json as _json\nprint({MARK!r} + _json.dumps(_values))\n'
     nb.cells.append(nbformat.v4.new_code_cell(extra))
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(SOLUTIONS)}})
-    with client.setup_kernel(env=kernel_env()):
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type == "code":
-                client.execute_cell(cell, index)
+    # IPC sockets in a private folder, not TCP ports on localhost: on a shared machine another
+    # program's client could otherwise reach this kernel (it happened) and run its code in it.
+    with tempfile.TemporaryDirectory(prefix="labkit-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(SOLUTIONS)}})
+        with client.setup_kernel(env=kernel_env()):
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     line = next(l for l in text.splitlines() if l.startswith(MARK))
     nb.cells.pop()
