@@ -26,16 +26,18 @@ from labkit.course.student_repo import load as load_student_repo
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["0_preparation", "1_pca", "2_ppca", "3_vae"]
+NAMES = ["00_pytorch", "0_preparation", "1_pca", "2_ppca", "3_vae"]
+WITHOUT_MNIST = {"00_pytorch", "0_preparation"}  # the notebooks that do not load MNIST
 
 # Where the lab instructions (Section 4) put each question: notebook -> {question: task}.
 QUESTIONS = {
+    "00_pytorch": {},
     "0_preparation": {"3.1": None, "3.2": None, "3.3": None, "3.4": None, "3.5": None},
     "1_pca": {"4.1": 3, "4.2": 3},
     "2_ppca": {"4.3": 2, "4.4": 4, "4.5": 4, "4.6": 4},
     "3_vae": {"4.7": 1, "4.8": 8, "4.9": 8, "4.10": 8},
 }
-TASKS = {"0_preparation": 0, "1_pca": 3, "2_ppca": 4, "3_vae": 8}
+TASKS = {"00_pytorch": 4, "0_preparation": 0, "1_pca": 3, "2_ppca": 4, "3_vae": 8}
 
 QUESTION_RE = re.compile(r"\*\*Question (\d\.\d+)\.\*\*")
 TASK_RE = re.compile(r"^## Task (\d+)\b", re.MULTILINE)
@@ -64,7 +66,7 @@ def generated(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- generation
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert sorted(p.stem for p in SOLUTIONS.glob("*.ipynb")) == NAMES
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
@@ -251,7 +253,7 @@ def test_colab_badge_and_install_cell(name):
 
 
 def test_notebooks_train_on_the_default_device():
-    for name in NAMES[1:]:
+    for name in sorted(set(NAMES) - {"0_preparation"}):
         cells = read(SOLUTIONS / f"{name}.ipynb").cells
         assert any("device = default_device()" in c.source for c in cells), name
         for cell in cells:
@@ -276,7 +278,7 @@ def test_student_notebook_runs_up_to_its_first_unsolved_cell(name, request):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    if name != "0_preparation":
+    if name not in WITHOUT_MNIST:
         request.getfixturevalue("mnist_root")
     nb = read(NOTEBOOKS / f"{name}.ipynb")
     client = NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=False,
@@ -304,3 +306,42 @@ def test_student_notebook_runs_up_to_its_first_unsolved_cell(name, request):
 def test_nbgrader_validate_invert_finds_no_passing_test(mnist_root):
     problems = release.validate_student_versions(NOTEBOOKS)
     assert problems == [], "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- the training loop of notebook 2
+
+
+def test_fit_is_the_training_loop_written_out_in_the_ppca_notebook():
+    """Notebook 2 writes the training loop out and then says that labkit.train.fit is that loop:
+    run the notebook's cell and fit from the same initial parameters, on small made-up data."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from labkit.data import batches
+    from labkit.train import History, fit
+
+    cells = {c.get("id"): c for c in read(SOLUTIONS / "2_ppca.ipynb").cells}
+    by_grade_id = {nbgrader_meta(c).get("grade_id"): c for c in cells.values()}
+    loop = next(c.source for c in cells.values() if c.cell_type == "code" and "optimizer.step()" in c.source)
+    namespace = {"torch": torch, "nn": torch.nn, "math": math, "batches": batches, "History": History}
+    exec(cells["ppca-6"].source, namespace)            # the notebook's PPCA class  # noqa: S102
+    exec(by_grade_id["ppca-cost"].source, namespace)   # the model solution of the cost  # noqa: S102
+    g = torch.Generator().manual_seed(0)
+    X_train, X_test = torch.rand(1300, 784, generator=g), torch.rand(200, 784, generator=g)
+    shown = []
+    namespace.update(X_train=X_train, X_test=X_test, EPOCHS=3, SEED=4, device="cpu",
+                     plotting=SimpleNamespace(plot_training_curves=lambda *a, **k: shown.append(a)))
+    exec(loop, namespace)  # noqa: S102
+    by_loop, history = namespace["ppca"], namespace["history"]
+    assert namespace["iterations"] == 3 * 3 and len(history.train_loss) == len(history.test_loss) == 3 and shown
+
+    torch.manual_seed(4)
+    by_fit = namespace["PPCA"](data_dim=784, latent_dim=2)
+    fitted = fit(by_fit, X_train, X_test=X_test, loss=namespace["ppca_cost"], epochs=3, batch_size=500, lr=0.01, seed=4,
+                 device="cpu", progress=False)
+    for name, p in by_fit.named_parameters():
+        torch.testing.assert_close(p, dict(by_loop.named_parameters())[name], rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(torch.tensor(fitted.train_loss), torch.tensor(history.train_loss), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(torch.tensor(fitted.test_loss), torch.tensor(history.test_loss), rtol=1e-5, atol=1e-4)

@@ -45,16 +45,16 @@ def linear_gaussian(seed=0):
 def linear_vae(W, mu, sigma2, post_mean, post_logvar):
     """A float64 VAE with decoder z -> W z + mu and an affine encoder x -> [A (x - mu); logvar]."""
     vae = VAE(latent_dim=M, hidden=8, data_dim=D).double()
-    dec, enc = nn.Linear(M, D).double(), nn.Linear(D, 2 * M).double()
+    dec, enc_mean, enc_logvar = nn.Linear(M, D).double(), nn.Linear(D, M).double(), nn.Linear(D, M).double()
     with torch.no_grad():
         dec.weight.copy_(W)
         dec.bias.copy_(mu)
-        enc.weight.zero_()
-        enc.weight[:M] = post_mean
-        enc.bias[:M] = -post_mean @ mu
-        enc.bias[M:] = post_logvar
+        enc_mean.weight.copy_(post_mean)
+        enc_mean.bias.copy_(-post_mean @ mu)
+        enc_logvar.weight.zero_()
+        enc_logvar.bias.copy_(post_logvar)
         vae.log_sigma2.fill_(math.log(sigma2))
-    vae.decoder, vae.encoder = dec, enc
+    vae.decoder, vae.encoder, vae.encoder_mean, vae.encoder_logvar = dec, nn.Identity(), enc_mean, enc_logvar
     return vae
 
 
@@ -219,5 +219,5 @@ def test_nonlinear_model_and_vae_train():
     X = torch.sigmoid(torch.randn(1000, 3, generator=g) @ torch.randn(3, 784, generator=g))
     for model in (NonlinearModel(hidden=32, n_samples=16), VAE(hidden=32)):
         torch.manual_seed(0)
-        history = fit(model, X, epochs=3, progress=False, device="cpu")
+        history = fit(model, X, epochs=3, batch_size=100, progress=False, device="cpu")  # 30 steps
         assert history.train_loss[-1] < history.train_loss[0] - 50, (type(model).__name__, history.train_loss)
