@@ -63,6 +63,20 @@ def test_own_work_trips_on_reference_calls_and_restores_everything():
     assert torch.allclose(namespace["kl_term"](torch.zeros(1, 2), torch.zeros(1, 2)), torch.zeros(1))
 
 
+def test_own_work_leaves_the_networks_a_notebook_hands_out_callable():
+    """3_vae trains labkit's VAE: a student's vae_cost calls model.encode and model.decode (given),
+    but model.elbo or model.loss (the answer) trips."""
+    vae = labkit.models.VAE(latent_dim=2, hidden=4, data_dim=6)
+    x = torch.rand(3, 6)
+    with checks.own_work({}, "vae_cost"):
+        mean, logvar = vae.encode(x)
+        assert vae.decode(mean).shape == (3, 6)
+        with pytest.raises(checks.ReferenceCallError, match="VAE.elbo"):
+            vae.elbo(x)
+        with pytest.raises(checks.ReferenceCallError, match="VAE.loss"):
+            vae.loss(x)
+
+
 def test_substitute_rebinds_for_the_block_and_lets_a_wrapped_reference_run_inside_own_work():
     namespace = {"kl_term": lambda m, lv: -1}
     reference = labkit.models.kl_to_standard_normal  # taken before own_work swaps it out
