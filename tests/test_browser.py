@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS, SOLUTIONS = ROOT / "notebooks", ROOT / "solutions"
 NAMES = [p.stem for p in workfolder.student_notebooks(NOTEBOOKS)]
 OUT = Path(os.environ.get("LABKIT_BROWSER_OUT") or ROOT / "build" / "browser-tests")
+SCREENSHOT_FOLDERS = ("jupyterlab", "unsolved", "checks", "notebook7", "report")  # inside OUT
 # Every notebook's first cell shows the "Open in Colab" badge, an image on Colab's site: a link for
 # students who open the notebook online. Offline the page shows its text instead. It is the one
 # address outside 127.0.0.1 a notebook page may ask for (the request is recorded and aborted).
@@ -86,7 +88,10 @@ def browser():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """``notebooks/solved``, ``notebooks/unsolved`` and ``notebooks/scratch``; ``home`` for the servers."""
+    """``notebooks/solved``, ``notebooks/unsolved`` and ``notebooks/scratch``; ``home`` for the servers.
+    Clears the screenshots of an earlier run (only the folders these tests write)."""
+    for folder in SCREENSHOT_FOLDERS:
+        shutil.rmtree(OUT / folder, ignore_errors=True)
     work = tmp_path_factory.mktemp("browser")
     workfolder.build(work / "notebooks", NOTEBOOKS, SOLUTIONS)
     (work / "notebooks" / "scratch").mkdir()

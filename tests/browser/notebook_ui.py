@@ -170,13 +170,12 @@ def cells(page) -> list[Cell]:
 # --------------------------------------------------------------------------- what is wrong in a page
 
 
-def problems(cell_list: list[Cell], *, upto: int | None = None) -> list[str]:
+def problems(cell_list: list[Cell]) -> list[str]:
     """What a student would find wrong: a cell with an error, a figure cell without a loaded
-    image, an explorer cell without its sliders and image, a code cell that did not run.
-    Only cells up to index ``upto`` (inclusive) when given."""
+    image, an explorer cell without its sliders and image, a code cell that did not run."""
     found = []
     for cell in cell_list:
-        if cell.type != "code" or (upto is not None and cell.index > upto):
+        if cell.type != "code":
             continue
         for e in cell.errors:
             found.append(f"{cell.label()}: {e['ename']}: {e['evalue']}")
@@ -202,7 +201,10 @@ def screenshot_notebook(page, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     scroller = "(document.querySelector('.jp-WindowedPanel-outer') || document.querySelector('.jp-Notebook'))"
     box = page.evaluate(f"""() => {{ const s = {scroller}; const r = s.getBoundingClientRect();
-        return {{x: r.x, y: r.y, width: s.clientWidth, height: s.clientHeight, total: s.scrollHeight, was: s.scrollTop}}; }}""")
+        const last = [...document.querySelectorAll('.jp-Notebook .jp-Cell')].pop();
+        const end = last ? last.getBoundingClientRect().bottom - r.top + s.scrollTop + 16 : s.scrollHeight;
+        return {{x: r.x, y: r.y, width: s.clientWidth, height: s.clientHeight, total: Math.min(s.scrollHeight, end),
+                 was: s.scrollTop}}; }}""")
     pieces, top = [], 0
     while top < box["total"]:
         shown = page.evaluate(f"(t) => {{ const s = {scroller}; s.scrollTop = t; return s.scrollTop; }}", top)
@@ -211,9 +213,9 @@ def screenshot_notebook(page, path: Path) -> Path:
         pieces.append((shown, Image.open(io.BytesIO(page.screenshot(clip=clip)))))
         top += box["height"]
     page.evaluate(f"(t) => {{ {scroller}.scrollTop = t; }}", box["was"])
-    sheet = Image.new("RGB", (pieces[0][1].width, max(shown + im.height for shown, im in pieces)), "white")
+    sheet = Image.new("RGB", (pieces[0][1].width, int(box["total"])), "white")
     for shown, im in pieces:
-        sheet.paste(im, (0, shown))
+        sheet.paste(im, (0, shown))  # the last piece may reach past the notebook's end: cut there
     sheet.save(path, optimize=True)
     return path
 
