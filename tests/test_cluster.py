@@ -116,6 +116,16 @@ class Cluster:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def local_class(tmp_path_factory):
+    """The made-up class (its right answers sleep 3 s, so that a worker can be killed in the middle
+    of one) and its grades.csv from a local run."""
+    root = tmp_path_factory.mktemp("class")
+    subs = make_class(root, slow=3)
+    autograde(subs, solutions=SOLUTIONS, out=root / "local", options=OPTIONS, log=lambda *_: None)
+    return subs, (root / "local" / "grades.csv").read_bytes()
+
+
 @pytest.fixture
 def dask_cluster(tmp_path):
     c = Cluster(tmp_path / "cluster")
@@ -155,16 +165,14 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_cluster_grades_csv_is_byte_for_byte_the_local_one(dask_cluster, tmp_path):
-    subs = make_class(tmp_path)
-    autograde(subs, solutions=SOLUTIONS, out=tmp_path / "local", options=OPTIONS, log=lambda *_: None)
+def test_cluster_grades_csv_is_byte_for_byte_the_local_one(local_class, dask_cluster, tmp_path):
+    subs, local = local_class
     lines = []
     t0 = time.perf_counter()
     autograde(subs, solutions=SOLUTIONS, out=tmp_path / "dask", options=OPTIONS,
               log=lambda line: lines.append(f"{time.perf_counter() - t0:6.1f} {line}"), scheduler=dask_cluster.address)
     print("\n".join(lines))
-    local, remote = (tmp_path / "local" / "grades.csv").read_bytes(), (tmp_path / "dask" / "grades.csv").read_bytes()
-    assert remote == local
+    assert (tmp_path / "dask" / "grades.csv").read_bytes() == local
     rows = load_csv(tmp_path / "dask" / "grades.csv")
     assert float(rows["ann", "1_squares"]["total"]) == 3 and rows["ann", "1_squares"]["status"].startswith("graded")
     assert float(rows["dee", "1_squares"]["total"]) == 2  # square wrong, add right
@@ -181,16 +189,15 @@ def test_cluster_grades_csv_is_byte_for_byte_the_local_one(dask_cluster, tmp_pat
         assert not any(p.suffix == ".ipynb" for p in (dask_cluster.root / f"worker{k}").rglob("*"))
 
 
-def test_a_worker_killed_mid_student_leaves_every_student_graded_once(dask_cluster, tmp_path):
-    subs = make_class(tmp_path, slow=4)
-    autograde(subs, solutions=SOLUTIONS, out=tmp_path / "local", options=OPTIONS, log=lambda *_: None)
+def test_a_worker_killed_mid_student_leaves_every_student_graded_once(local_class, dask_cluster, tmp_path):
+    subs, local = local_class
     killed = []
 
     def killer():  # worker 0, as soon as it is in the middle of a student
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if any(p.is_dir() for p in dask_cluster.tmpdirs[0].glob("labkit-worker-*/courses/*")):
-                time.sleep(1.5)
+                time.sleep(1)
                 dask_cluster.kill(0)
                 killed.append(True)
                 return
@@ -208,7 +215,7 @@ def test_a_worker_killed_mid_student_leaves_every_student_graded_once(dask_clust
     text = (tmp_path / "dask" / "grades.csv").read_text()
     body = text.splitlines()[1:]
     assert len(body) == len(set(body))  # no student twice
-    assert (tmp_path / "dask" / "grades.csv").read_bytes() == (tmp_path / "local" / "grades.csv").read_bytes()
+    assert (tmp_path / "dask" / "grades.csv").read_bytes() == local
     graded_lines = [line for line in lines if line.startswith("  ")]
     students = sorted(line.split(":")[0].strip() for line in graded_lines)
     assert students == sorted({p.name for p in subs.iterdir()})  # every student reported, once

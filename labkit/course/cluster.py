@@ -86,7 +86,7 @@ def _worker_run(key: str, template_tar: bytes, template: Template, options: Opti
 
         worker = get_worker()
         os.umask(0o077)  # the grading worker's files are private to it, like a local run's
-        run_dir = Path(tempfile.mkdtemp(prefix="labkit-worker-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        run_dir = Path(tempfile.mkdtemp(prefix="labkit-worker-"))  # in the worker's TMPDIR
         atexit.register(_cleanup, run_dir)
         mode, why_not = sandbox.choose_mode(options.sandbox)
         options = dataclasses.replace(options, jobs=max(1, worker.state.nthreads))
