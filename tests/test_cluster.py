@@ -219,3 +219,25 @@ def test_a_worker_killed_mid_student_leaves_every_student_graded_once(local_clas
     graded_lines = [line for line in lines if line.startswith("  ")]
     students = sorted(line.split(":")[0].strip() for line in graded_lines)
     assert students == sorted({p.name for p in subs.iterdir()})  # every student reported, once
+
+
+def test_the_scheduler_going_away_is_a_clear_error_and_nothing_is_written(local_class, dask_cluster, tmp_path):
+    subs, _ = local_class
+
+    def stop_scheduler():  # as soon as a worker is in the middle of a student
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.is_dir() for t in dask_cluster.tmpdirs for p in t.glob("labkit-worker-*/courses/*")):
+                os.killpg(dask_cluster.procs[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=stop_scheduler)
+    thread.start()
+    try:
+        with pytest.raises(ValueError, match="Dask scheduler at .* (went away|stopped answering)"):
+            autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
+                      scheduler=dask_cluster.address)
+    finally:
+        thread.join()
+    assert not (tmp_path / "out").exists()  # nothing written, not even half
