@@ -2,7 +2,7 @@
 
 A scheduler and two workers are started as separate processes (``dask
 scheduler``, ``dask worker``), each worker in its own empty working folder with
-its own TMPDIR; a made-up class of the tiny fixture assignment is graded
+its own TMPDIR (dashboards on 127.0.0.1, free ports); a made-up class of the tiny fixture assignment is graded
 through them and its grades.csv compared byte for byte with a local run. A
 worker killed while it grades a student must leave every student graded once.
 """
@@ -66,8 +66,8 @@ class Cluster:
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                    DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3")
         self.env = env
-        self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(self.file)], root / "scheduler", env)
+        self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file)], root / "scheduler", env)
         deadline = time.monotonic() + 60
         while not self.file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -79,7 +79,8 @@ class Cluster:
             tmp = Path(tempfile.mkdtemp(prefix="lkw"))  # short: kernels' socket paths stay under 107 bytes
             self.tmpdirs.append(tmp)
             self._start([str(BIN / "dask"), "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
-                         "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}"],
+                         "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
+                         "--name", f"w{k}"],
                         root / f"worker{k}", dict(env, TMPDIR=str(tmp)))
         from distributed import Client
 

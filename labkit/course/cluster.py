@@ -77,7 +77,8 @@ def _cleanup(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _worker_run(key: str, template_tar: bytes, template: Template, options: Options) -> tuple[Run, threading.Semaphore, str]:
+def _worker_run(key: str, template_tar: bytes, template: Template,
+                options: Options) -> tuple[Run, threading.Semaphore, str]:
     """This worker's run for one class (set up on its first student): as ``labkit autograde`` does locally."""
     with _RUNS_LOCK:
         if key in _RUNS:
@@ -172,7 +173,8 @@ def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, 
                 return True
             return False
 
-        window = max(2, WINDOW_PER_THREAD * sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        window = max(2, WINDOW_PER_THREAD * threads)
         for _ in range(window):
             if not submit_next():
                 break
@@ -183,7 +185,8 @@ def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, 
             try:
                 rows, tar, text = f.result()
             except Exception as e:
-                if client.status not in ("running", "connecting") or type(e).__name__ in ("CancelledError", "CommClosedError"):
+                lost = type(e).__name__ in ("CancelledError", "FutureCancelledError", "CommClosedError")
+                if lost or client.status not in ("running", "connecting"):
                     raise _gone(address, e) from e
                 rows, tar, text = _failed(subs[i], template, e)
             folder = None
