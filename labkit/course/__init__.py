@@ -19,6 +19,9 @@ through it):
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``autograde``    ``labkit autograde``: the run that ties the above together
+- ``runsetup``     a run's set-up before its students (run folder, sandbox probe, MNIST cache), here or on a worker
+- ``cluster``      ``--scheduler``: students graded as tasks on a Dask cluster's workers
+- ``progress``     students done, running and left (tqdm)
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
 - ``outputcap``    nbgrader's Execute with a byte cap on a notebook's outputs
 - ``capture``      a subprocess's output read with a byte cap, decoded with replacement

@@ -39,12 +39,9 @@ The submissions are never modified; running twice gives the same grades.csv.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -52,47 +49,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from labkit.course import sandbox, uids
+from labkit.course import sandbox
 from labkit.course.assignment import build_template
 from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
 from labkit.course.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
 from labkit.course.layouts import LAYOUTS, read_submissions
 from labkit.course.nbgrader import ASSIGNMENT
-from labkit.course.paths import project_root, require_project_root
+from labkit.course.paths import require_project_root
+from labkit.course.progress import Progress
 from labkit.course.roster import apply_roster, read_roster
+from labkit.course.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
 from labkit.course.student import Options, Row, Run, grade_student
 from labkit.course.submissions import Submission
-
-def _hidden_paths(*paths) -> list[str]:
-    out = [str(Path(p).resolve()) for p in paths if p]
-    root = project_root()
-    if root is not None:
-        out.append(str(root))
-    home = Path.home()
-    if str(home) != "/":
-        out.append(str(home))
-    return out
-
-
-def _mnist_folders() -> list[str]:
-    out = []
-    if os.environ.get("LABKIT_DATA"):
-        out.append(str(Path(os.environ["LABKIT_DATA"]).resolve()))
-    root = project_root()
-    if root is not None and (root / "data").is_dir():
-        out.append(str(root / "data"))
-    return out
-
-
-def _prewarm_mnist(run: Path) -> subprocess.Popen:
-    """Load MNIST once into a cache the kernels read (read-only) instead of decoding it each time."""
-    cache = run / "cache"
-    cache.mkdir()
-    code = "from labkit.data import load_mnist\nfor s in ('train', 'test'):\n    load_mnist(s)\n"
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
-    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=run, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
 
 def autograde(
     submissions: str | os.PathLike,
@@ -107,12 +75,15 @@ def autograde(
     roster_columns: dict[str, str | None] | None = None,
     lms: tuple[str, ...] = (),
     lms_column: str | None = None,
+    scheduler: str | None = None,
 ) -> list[list[str]]:
     """Grade every submission in ``submissions`` (read in ``layout``: auto, folders, moodle, canvas);
     write ``out/grades.csv``, ``out/summary.csv``, ``out/<lms>-import.csv`` for each of ``lms``,
     ``out/feedback/`` and ``out/logs/``. ``roster``: a CSV of the class (``roster_columns``: its
     ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
-    rows. Returns grades.csv's rows (without the header)."""
+    rows. ``scheduler``: a Dask scheduler's address; each student is graded on its workers
+    (:mod:`labkit.course.cluster`) instead of ``options.jobs`` at a time here.
+    Returns grades.csv's rows (without the header)."""
     options = options or Options()
     if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1 \
             or options.output_mb < 1:
@@ -140,70 +111,25 @@ def autograde(
     old_umask = os.umask(0o077)  # everything in the run: private to the instructor
     run_dir = Path(tempfile.mkdtemp(prefix="labkit-autograde-"))
     try:
-        if len(str(run_dir)) > 60:  # the kernels' socket paths must stay under 107 bytes
-            raise ValueError(f"temporary folder {run_dir} too long for Unix sockets: set TMPDIR=/tmp")
-        for name in ("scratch", "ipc", "courses", "jupyter-config", "jupyter-data"):
-            (run_dir / name).mkdir()
-        env, readable = {}, sandbox.python_dirs() + _mnist_folders()
-        if os.environ.get("LABKIT_DATA"):
-            env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())
-        run = Run(dir=run_dir, template=None, options=options, mode=mode, user=None, readable=readable,
-                  hidden=_hidden_paths(solutions, submissions, out, keep_dir, run_dir), env=env,
-                  threads=max(1, (os.cpu_count() or 1) // options.jobs))
-        # first make sure a kernel can start in the sandbox, and as whom
-        run.user = _kernel_user(run)
-        if mode == "basic" and run.user is None and options.jobs > 1:  # kernels of one uid reach each other
-            log(f"labkit autograde: --jobs {options.jobs} ignored: the basic sandbox, not as root, runs every "
-                "kernel as you, so students are graded one at a time")
-            run.options = options = dataclasses.replace(options, jobs=1)
-        config = sandbox.make_config(mode=mode, scratch=run_dir / "scratch", ipc_dir=run_dir / "ipc",
-                                     record=run_dir / "check.jsonl", memory_mb=options.memory_mb,
-                                     cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
-                                     threads=1, env=env, readable=readable, hidden=run.hidden, user=run.user)
-        problem = sandbox.check(config)
-        if problem and run.user and mode == "basic":
-            raise ValueError(
-                f"a kernel cannot start in the basic sandbox as an unprivileged uid, which is how labkit runs "
-                f"students' code as root ({problem.splitlines()[-1][:200]}): where no mount namespace can be made, "
-                f"the Python environment ({sys.prefix}, {os.path.realpath(sys.executable)}) must be readable by "
-                "every user (not under /root), or install bubblewrap (docs/instructors.md, 'What is isolated')")
-        if problem:
-            raise ValueError(f"a kernel cannot start in the grading sandbox ({mode}): {problem}")
+        hidden = hidden_paths(solutions, submissions, out, keep_dir, run_dir)
+        run, config = prepare_run(run_dir, options, mode, hidden, log, probe=not scheduler)
+        options = run.options
         # the template course, while MNIST is loaded into a cache the kernels read
-        needs_mnist = any("load_mnist" in p.read_text(errors="replace") for p in solutions.glob("*.ipynb"))
-        prewarm = _prewarm_mnist(run_dir) if needs_mnist else None
+        texts = [] if scheduler else [p.read_text(errors="replace") for p in solutions.glob("*.ipynb")]
+        prewarm = start_mnist(run, texts)  # on a cluster, each worker has its own cache
         template = run.template = build_template(run_dir, solutions, options.assignment)
-        if prewarm is not None:
-            output, _ = prewarm.communicate()
-            if prewarm.returncode == 0:
-                env["XDG_CACHE_HOME"] = str(run_dir / "cache")
-                readable.append(str(run_dir / "cache"))
-                for dirpath, _, filenames in os.walk(run_dir / "cache"):
-                    os.chmod(dirpath, 0o755)
-                    for f in filenames:
-                        os.chmod(os.path.join(dirpath, f), 0o644)
-            else:
-                log("labkit autograde: warning: MNIST could not be loaded; notebooks that need it will fail:\n  "
-                    + (output.strip().splitlines() or ["?"])[-1])
+        warm_mnist(run, prewarm, log)
         log(f"labkit autograde: {len(subs)} submissions in {submissions} ({layout} layout), notebooks "
             + ", ".join(template.notebooks) + f"; {options.jobs} at a time")
-        log(f"isolation: {sandbox.describe(config, why_not)}")
+        if not scheduler:  # on a cluster each worker says what it isolates, in its students' logs
+            log(f"isolation: {sandbox.describe(config, why_not)}")
 
-        results: dict[int, tuple[list[Row], Path | None, str]] = {}
-        lock = threading.Lock()
+        if scheduler:
+            from labkit.course.cluster import grade_on_cluster
 
-        def job(i: int, sub: Submission):
-            t0 = time.perf_counter()
-            result = grade_student(sub, i, run)
-            with lock:
-                results[i] = result
-                outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in result[0])
-                log(f"  {sub.student}: {outcome} ({time.perf_counter() - t0:.0f} s)")
-
-        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-            for f in [pool.submit(job, i, sub) for i, sub in enumerate(subs)]:
-                f.result()
-
+            results = grade_on_cluster(scheduler, subs, run, log)
+        else:
+            results = _grade_locally(subs, run, log)
         rows = [row for i in sorted(results) for row in results[i][0]]
         graded = [(subs[i].student, results[i][1]) for i in sorted(results) if results[i][1] is not None]
         class_course = keep_dir or run_dir / "class"
@@ -240,10 +166,29 @@ def autograde(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _kernel_user(run: Run) -> tuple[int, int] | None:
-    """As root, in both modes: the uid range each kernel takes its own unprivileged uid from
-    (never root on the host, never a uid another kernel holds); else None (kernels run as us)."""
-    return uids.reserved_range()
+def _grade_locally(subs: list[Submission], run: Run, log) -> dict[int, tuple[list[Row], Path | None, str]]:
+    """Every student graded here, ``run.options.jobs`` at a time: {index: (rows, course or None, log)}."""
+    results: dict[int, tuple[list[Row], Path | None, str]] = {}
+    lock = threading.Lock()
+    progress = Progress(len(subs))
+
+    def job(i: int, sub: Submission):
+        t0 = time.perf_counter()
+        progress.start()
+        result = grade_student(sub, i, run)
+        with lock:
+            results[i] = result
+            progress.finish()
+            outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in result[0])
+            progress.write(f"  {sub.student}: {outcome} ({time.perf_counter() - t0:.0f} s)", log)
+
+    try:
+        with ThreadPoolExecutor(max_workers=run.options.jobs) as pool:
+            for f in [pool.submit(job, i, sub) for i, sub in enumerate(subs)]:
+                f.result()
+    finally:
+        progress.close()
+    return results
 
 
 def _cmd_autograde(args) -> int:
@@ -261,7 +206,7 @@ def _cmd_autograde(args) -> int:
     columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}
     autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options,
               layout=args.layout, roster=args.roster, roster_columns=columns, lms=tuple(args.lms or ()),
-              lms_column=args.lms_column)
+              lms_column=args.lms_column, scheduler=args.scheduler)
     return 0
 
 
@@ -288,6 +233,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-output", type=int, default=Options.output_mb, metavar="MB",
                    help="output a notebook may keep, all cells together; errors are always kept (default: 10)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="grade on the workers of a running Dask cluster (tcp://host:8786; needs labkit[cluster]); "
+                        "without it, --jobs students at a time on this machine")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
                    help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")
     p.add_argument("--layout", choices=LAYOUTS, default="auto",

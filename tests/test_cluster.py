@@ -1,0 +1,244 @@
+"""`labkit autograde --scheduler`: grading on a real Dask cluster on 127.0.0.1 (labkit/course/cluster.py).
+
+A scheduler and two workers are started as separate processes (``dask
+scheduler``, ``dask worker``), each worker in its own empty working folder with
+its own TMPDIR (dashboards on 127.0.0.1, free ports); a made-up class of the tiny fixture assignment is graded
+through them and its grades.csv compared byte for byte with a local run. A
+worker killed while it grades a student must leave every student graded once.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (dask, distributed)")
+
+from labkit.course import cluster  # noqa: E402
+from labkit.course.autograde import autograde  # noqa: E402
+from labkit.course.student import Options  # noqa: E402
+from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read, write  # noqa: E402
+
+BIN = Path(sys.executable).parent
+OPTIONS = Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=1, sandbox=SANDBOX)
+
+
+def make_class(root: Path, slow: float = 0.0) -> Path:
+    """Six students: right, the untouched student version, one wrong answer, one notebook
+    missing, invalid JSON, an empty folder. ``slow``: seconds the right students' first
+    notebook sleeps (so that a worker can be killed in the middle of one)."""
+    subs = root / "subs"
+    sol = {n: read("solution", n) for n in ("1_squares", "2_lists")}
+    for who in ("ann", "ben"):
+        nb = copy.deepcopy(sol["1_squares"])
+        if slow:
+            nb.cells[0].source = f"import time\ntime.sleep({slow})\n" + nb.cells[0].source
+        write(nb, subs / who / "1_squares.ipynb")
+        write(sol["2_lists"], subs / who / "2_lists.ipynb")
+    for n in ("1_squares", "2_lists"):
+        write(read("student", n), subs / "cy" / f"{n}.ipynb")
+    nb = copy.deepcopy(sol["1_squares"])
+    cell(nb, "square").source = "def square(x):\n    return x + x"
+    write(nb, subs / "dee" / "1_squares.ipynb")
+    write(sol["2_lists"], subs / "dee" / "2_lists.ipynb")
+    write(sol["2_lists"], subs / "eve" / "2_lists.ipynb")
+    (subs / "fay").mkdir(parents=True)
+    (subs / "fay" / "1_squares.ipynb").write_text("{ not json")
+    (subs / "gus").mkdir()
+    return subs
+
+
+class Cluster:
+    """A scheduler and workers on 127.0.0.1, as separate processes (each its own process group)."""
+
+    def __init__(self, root: Path, workers: int = 2):
+        self.root, self.procs, self.tmpdirs = root, [], []
+        self.file = root / "scheduler.json"
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3")
+        self.env = env
+        self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file)], root / "scheduler", env)
+        deadline = time.monotonic() + 60
+        while not self.file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert self.file.exists(), "the Dask scheduler did not start"
+        import json
+
+        self.address = json.loads(self.file.read_text())["address"]
+        for k in range(workers):
+            tmp = Path(tempfile.mkdtemp(prefix="lkw"))  # short: kernels' socket paths stay under 107 bytes
+            self.tmpdirs.append(tmp)
+            self._start([str(BIN / "dask"), "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
+                         "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
+                         "--name", f"w{k}"],
+                        root / f"worker{k}", dict(env, TMPDIR=str(tmp)))
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(workers, timeout=90)
+
+    def _start(self, argv, cwd: Path, env) -> None:
+        cwd.mkdir(parents=True)  # an empty working folder: no checkout, no submissions
+        log = open(cwd.parent / f"{cwd.name}.log", "wb")
+        self.procs.append(subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def kill(self, k: int) -> None:
+        """Worker ``k`` and everything it started, at once (SIGKILL to its process group)."""
+        proc = self.procs[1 + k]
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+        for tmp in self.tmpdirs:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_class(tmp_path_factory):
+    """The made-up class (its right answers sleep 3 s, so that a worker can be killed in the middle
+    of one) and its grades.csv from a local run."""
+    root = tmp_path_factory.mktemp("class")
+    subs = make_class(root, slow=3)
+    autograde(subs, solutions=SOLUTIONS, out=root / "local", options=OPTIONS, log=lambda *_: None)
+    return subs, (root / "local" / "grades.csv").read_bytes()
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    c = Cluster(tmp_path / "cluster")
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_pack_unpack_roundtrip_and_no_escape(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.txt").write_text("x")
+    (tmp_path / "a" / "y.db").write_bytes(b"\0\1")
+    data = cluster.pack(tmp_path / "a")
+    assert cluster.pack(tmp_path / "a") == data  # the same folder, the same bytes
+    cluster.unpack(data, tmp_path / "c")
+    assert (tmp_path / "c" / "b" / "x.txt").read_text() == "x" and (tmp_path / "c" / "y.db").read_bytes() == b"\0\1"
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"e"))
+    with pytest.raises(tarfile.TarError):
+        cluster.unpack(buf.getvalue(), tmp_path / "d")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "2s")
+    subs = make_class(tmp_path)
+    with pytest.raises(ValueError, match="cannot reach a Dask scheduler"):
+        autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
+                  scheduler="tcp://127.0.0.1:9")  # the discard port: nothing listens
+    assert not (tmp_path / "out").exists()
+
+
+def test_cluster_grades_csv_is_byte_for_byte_the_local_one(local_class, dask_cluster, tmp_path):
+    subs, local = local_class
+    lines = []
+    t0 = time.perf_counter()
+    autograde(subs, solutions=SOLUTIONS, out=tmp_path / "dask", options=OPTIONS,
+              log=lambda line: lines.append(f"{time.perf_counter() - t0:6.1f} {line}"), scheduler=dask_cluster.address)
+    print("\n".join(lines))
+    assert (tmp_path / "dask" / "grades.csv").read_bytes() == local
+    rows = load_csv(tmp_path / "dask" / "grades.csv")
+    assert float(rows["ann", "1_squares"]["total"]) == 3 and rows["ann", "1_squares"]["status"].startswith("graded")
+    assert float(rows["dee", "1_squares"]["total"]) == 2  # square wrong, add right
+    assert rows["eve", "1_squares"]["status"] == "missing"
+    assert rows["fay", "1_squares"]["status"].startswith("invalid notebook")
+    assert sorted((tmp_path / "dask" / "feedback").iterdir()) != []
+    assert (tmp_path / "dask" / "feedback" / "ann" / "lab" / "1_squares.html").is_file() \
+        or any((tmp_path / "dask" / "feedback" / "ann").rglob("1_squares.html"))
+    assert any("dashboard" in line for line in lines)
+    logs = (tmp_path / "dask" / "logs" / "ann.txt").read_text()
+    assert "isolation:" in logs and "worker tcp://127.0.0.1:" in logs  # which worker, in which sandbox
+    # the workers graded in their own folders: nothing of the class left in their working folders
+    for k in range(2):
+        assert not any(p.suffix == ".ipynb" for p in (dask_cluster.root / f"worker{k}").rglob("*"))
+
+
+def test_a_worker_killed_mid_student_leaves_every_student_graded_once(local_class, dask_cluster, tmp_path):
+    subs, local = local_class
+    killed = []
+
+    def killer():  # worker 0, as soon as it is in the middle of a student
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.is_dir() for p in dask_cluster.tmpdirs[0].glob("labkit-worker-*/courses/*")):
+                time.sleep(1)
+                dask_cluster.kill(0)
+                killed.append(True)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    lines = []
+    try:
+        autograde(subs, solutions=SOLUTIONS, out=tmp_path / "dask", options=OPTIONS, log=lines.append,
+                  scheduler=dask_cluster.address)
+    finally:
+        thread.join()
+    assert killed, "worker 0 never started a student"
+    text = (tmp_path / "dask" / "grades.csv").read_text()
+    body = text.splitlines()[1:]
+    assert len(body) == len(set(body))  # no student twice
+    assert (tmp_path / "dask" / "grades.csv").read_bytes() == local
+    graded_lines = [line for line in lines if line.startswith("  ")]
+    students = sorted(line.split(":")[0].strip() for line in graded_lines)
+    assert students == sorted({p.name for p in subs.iterdir()})  # every student reported, once
+
+
+def test_the_scheduler_going_away_is_a_clear_error_and_nothing_is_written(local_class, dask_cluster, tmp_path):
+    subs, _ = local_class
+
+    def stop_scheduler():  # as soon as a worker is in the middle of a student
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.is_dir() for t in dask_cluster.tmpdirs for p in t.glob("labkit-worker-*/courses/*")):
+                os.killpg(dask_cluster.procs[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=stop_scheduler)
+    thread.start()
+    try:
+        with pytest.raises(ValueError, match="Dask scheduler at .* (went away|stopped answering)"):
+            autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
+                      scheduler=dask_cluster.address)
+    finally:
+        thread.join()
+    assert not (tmp_path / "out").exists()  # nothing written, not even half
