@@ -118,8 +118,6 @@ def _chunked(fn, X: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
 
 
 def _reconstruction(result: ModelResult, reconstruct, X, y) -> None:
-    from labkit.plotting import per_digit_mean
-
     err = squared_errors(X, _chunked(reconstruct, X).to(X.device)).cpu()
     result.recon_error = err.mean().item()
     result.recon_error_per_digit = per_digit_mean(err.double(), y.cpu()).tolist()

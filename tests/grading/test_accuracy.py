@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from grading.harness import NotebookRun, Outcome, own_test, read_cells
+from grading.harness import NotebookRun, Outcome, read_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
