@@ -27,8 +27,7 @@ from labkit.course.student_repo import ConfigError, StudentRepo, install_cell, l
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 REPO = StudentRepo("https://github.com/example-org/vae-lab-students", "spring-2027")
-# A line of the PCA solution (Question 4.1's SVD), secret by construction.
-SOLUTION_LINE = "U, S, Vh = torch.linalg.svd(X - mu, full_matrices=False)"
+MADE_UP_ORG = "labkit-" + "course"  # the organisation the old links named (spelt so that this file does not hold it)
 STUBS = {"# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE"}
 
 
@@ -60,6 +59,19 @@ def independent_secrets() -> set[str]:
                 else:
                     (secret if inside else visible).add(key(line))
     return secret - visible - STUBS - {""}
+
+
+def _a_solution_line() -> str:
+    """A line of the solution code of 1_pca (its fit_pca cell), secret by construction: the first line
+    of its solution region that no visible part of any notebook shows."""
+    secret = independent_secrets()
+    cell = next(c for c in nbformat.read(SOLUTIONS / "1_pca.ipynb", as_version=4).cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "pca-fit")
+    region = cell.source.split("BEGIN SOLUTION", 1)[1].split("END SOLUTION", 1)[0].split("\n")[1:]
+    return next(line.strip() for line in region if key(line) in secret and len(key(line)) > 12)
+
+
+SOLUTION_LINE = _a_solution_line()
 
 
 def public_entries() -> set[str]:
@@ -355,7 +367,7 @@ def test_no_made_up_organisation_left_in_the_checkout():
     for name in listed.stdout.split("\n"):
         path = ROOT / name
         if name and path.is_file() and path.suffix in {".md", ".ipynb", ".py", ".toml", ".yml", ""}:
-            assert "labkit-course" not in path.read_text(encoding="utf-8", errors="replace"), name
+            assert MADE_UP_ORG not in path.read_text(encoding="utf-8", errors="replace"), name
 
 
 def test_readme_of_a_configured_repository_gives_the_clone_command_and_the_badges(source_copy):
