@@ -22,6 +22,8 @@ Fairness rules (issue #13):
   function runs: calling them raises :class:`ReferenceCallError` ("write it yourself").
 - ``substitute`` rebinds notebook globals for a while: a downstream test runs the student's
   function with the reference for upstream pieces, so each mistake is charged once, in its cell.
+- ``charged_upstream`` and ``computed``: a value that given code computes from the student's
+  functions is not charged again when one of those functions is wrong (or stopped with an error).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 __all__ = ["CheckFailed", "ReferenceCallError", "fail", "shape", "close", "true", "own_work", "substitute",
-           "training_problem", "charged_upstream",
+           "training_problem", "charged_upstream", "computed",
            "REFERENCE_MODULES"]
 
 # The modules whose public functions and classes are labkit's answers to the lab's questions.
@@ -281,4 +283,15 @@ def charged_upstream(check: Callable[[], Any]) -> bool:
         return False
     except Exception:  # noqa: BLE001 - any failure of the upstream function
         return True
+    return False
+
+
+def computed(namespace: dict, name: str, upstream: Callable[[], Any]) -> bool:
+    """Whether the notebook's global ``name`` exists. When it does not (a cell above stopped with an
+    error) and ``upstream()``, a test of the functions that cell calls against references, fails,
+    that mistake is charged in its own cell: False. Otherwise CheckFailed says the value is missing."""
+    if name in namespace:
+        return True
+    true(charged_upstream(upstream), f"{name}: expected a value, got none; likely mistake: a cell above "
+                                     "stopped with an error (see its message)")
     return False

@@ -88,8 +88,8 @@ while time.time() < end:
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if b"ipykernel_launcher" not in b" ".join(argv) or b"-f" not in argv:
-            continue
+        if b"-f" not in argv[:-1] or not argv[argv.index(b"-f") + 1].endswith(b".json"):
+            continue  # not a kernel ("-f CONNECTION.json")
         seen.add(pid)
         conn = argv[argv.index(b"-f") + 1]
         if conn == own:
@@ -364,3 +364,42 @@ def test_no_network_in_bubblewrap(attacked):
         pytest.skip("basic mode does not cut the network (docs/instructors.md, 'What is isolated')")
     assert "NET-DENIED 127.0.0.1" in text and "NET-DENIED 1.1.1.1" in text, text[-1500:]
     assert "NET OK" not in text and attacked["accepted"] == 0
+
+
+THREAD_AFTER_LEADER = '''
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(60,)).start()
+time.sleep(0.2)
+ctypes.CDLL(None).pthread_exit(None)  # the leader is now a zombie; its other thread runs on
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_does():
+    """kill_all ends a uid's processes; a zombie (dead, waiting for its parent to reap it) is not one
+    of them, while a process whose main thread exited but whose other threads run on still is."""
+    uid = OTHER_UID - 1
+    zombie = subprocess.Popen(["true"], user=uid, group=uid, extra_groups=[], cwd="/")
+    deadline = time.monotonic() + 10
+    while "Z" not in Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        assert zombie.pid not in uids.processes_of(uid)
+    finally:
+        zombie.wait()
+    python = "/usr/bin/python3"  # one that another uid may run (this environment's may sit under /root)
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"no {python} to run as another uid")
+    runner = subprocess.Popen([python, "-c", THREAD_AFTER_LEADER], user=uid, group=uid, extra_groups=[], cwd="/")
+    try:
+        deadline = time.monotonic() + 10
+        while "State:\tZ" not in Path(f"/proc/{runner.pid}/status").read_text():
+            assert time.monotonic() < deadline, "the leader did not exit"
+            time.sleep(0.02)
+        assert uids.processes_of(uid) == [runner.pid]
+        assert uids.kill_all(uid)
+        assert runner.wait(timeout=10) != 0  # killed, not finished
+    finally:
+        runner.kill()
+        runner.wait()

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,9 +22,9 @@ pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (
 from labkit.course import cluster  # noqa: E402
 from labkit.course.autograde import autograde  # noqa: E402
 from labkit.course.student import Options  # noqa: E402
+from dask_cluster import Cluster  # noqa: E402
 from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read, write  # noqa: E402
 
-BIN = Path(sys.executable).parent
 OPTIONS = Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=1, sandbox=SANDBOX)
 
 
@@ -55,66 +51,6 @@ def make_class(root: Path, slow: float = 0.0) -> Path:
     (subs / "fay" / "1_squares.ipynb").write_text("{ not json")
     (subs / "gus").mkdir()
     return subs
-
-
-class Cluster:
-    """A scheduler and workers on 127.0.0.1, as separate processes (each its own process group)."""
-
-    def __init__(self, root: Path, workers: int = 2):
-        self.root, self.procs, self.tmpdirs = root, [], []
-        self.file = root / "scheduler.json"
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3")
-        self.env = env
-        self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file)], root / "scheduler", env)
-        deadline = time.monotonic() + 60
-        while not self.file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert self.file.exists(), "the Dask scheduler did not start"
-        import json
-
-        self.address = json.loads(self.file.read_text())["address"]
-        for k in range(workers):
-            tmp = Path(tempfile.mkdtemp(prefix="lkw"))  # short: kernels' socket paths stay under 107 bytes
-            self.tmpdirs.append(tmp)
-            self._start([str(BIN / "dask"), "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
-                         "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
-                         "--name", f"w{k}"],
-                        root / f"worker{k}", dict(env, TMPDIR=str(tmp)))
-        from distributed import Client
-
-        with Client(self.address, timeout="30s") as client:
-            client.wait_for_workers(workers, timeout=90)
-
-    def _start(self, argv, cwd: Path, env) -> None:
-        cwd.mkdir(parents=True)  # an empty working folder: no checkout, no submissions
-        log = open(cwd.parent / f"{cwd.name}.log", "wb")
-        self.procs.append(subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
-
-    def kill(self, k: int) -> None:
-        """Worker ``k`` and everything it started, at once (SIGKILL to its process group)."""
-        proc = self.procs[1 + k]
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-
-    def close(self) -> None:
-        for proc in reversed(self.procs):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-        for tmp in self.tmpdirs:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

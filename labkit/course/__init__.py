@@ -26,6 +26,7 @@ through it):
 - ``outputcap``    nbgrader's Execute with a byte cap on a notebook's outputs
 - ``capture``      a subprocess's output read with a byte cap, decoded with replacement
 - ``sandbox``      the kernel wrapper that confines students' code
+- ``kernel``       the kernel it starts: IPython's, ending at once when nbgrader shuts it down
 - ``bwrap``        bubblewrap: whether it works here, the command line that confines a kernel
 - ``uids``         as root, a fresh unprivileged uid per kernel; ending all its processes
 - ``nbgrader``     nbgrader as a subprocess, course configuration files

@@ -15,7 +15,8 @@ This wrapper runs *outside* the sandbox, as the instructor. It
 1. makes a fresh folder ``<scratch>/k-XXXX/`` for the kernel: ``work/`` is
    its working folder and home, the only place it may write (with its socket
    folder, below);
-2. starts ``python -m ipykernel_launcher`` in a clean environment
+2. starts ``python -m labkit.course.kernel`` (IPython's kernel, :mod:`labkit.course.kernel`)
+   in a clean environment
    (``LABKIT_GRADING=1``, ``MPLBACKEND=Agg``, one BLAS thread, no CUDA, none of
    the instructor's variables) under resource limits: ``RLIMIT_AS`` (address
    space: memory), ``RLIMIT_CPU`` (processor seconds, SIGXCPU then SIGKILL),
@@ -292,7 +293,7 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
             hand_over(conn, uid, 0o400)
             hand_over(config["ipc_dir"], uid)  # this kernel's sockets go there; the last kernel's uid is gone
             line = _run_kernel(config, uid, kdir, work,
-                               [sys.executable, "-m", "ipykernel_launcher", "-f", str(conn), *extra])
+                               [sys.executable, "-m", "labkit.course.kernel", "-f", str(conn), *extra])
         finally:
             uids.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
             shutil.rmtree(kdir, ignore_errors=True)
@@ -305,7 +306,7 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
 def _run_kernel(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list[str]) -> dict:
     """Start the kernel, wait for it (wall-clock limit) and say how it ended: the record's line.
     ``stopped``: the kernel was ended by nbgrader (SIGTERM to this wrapper), not by itself."""
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     proc = _start(config, uid, kdir, work, cmd, [Path(config["ipc_dir"])], subprocess.Popen)
     stopped = []
     signal.signal(signal.SIGTERM, lambda *_: (stopped.append(True), proc.terminate()))
@@ -319,7 +320,8 @@ def _run_kernel(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = usage.ru_utime + usage.ru_stime
     line = {"returncode": returncode, "seconds": round(time.monotonic() - start, 1), "cpu_seconds": round(cpu, 1),
-            "ended": describe_exit(returncode, cpu, config, wall_killed)}
+            "ended": describe_exit(returncode, cpu, config, wall_killed),
+            "started_at": round(started_at, 3), "ended_at": round(time.time(), 3)}  # Unix time (benchmarks)
     if stopped and not wall_killed:
         line.update(stopped=True, ended="stopped by nbgrader (SIGTERM)")
     return line

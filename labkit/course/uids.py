@@ -102,7 +102,9 @@ class KernelUser:
 
 
 def processes_of(uid: int) -> list[int]:
-    """Process ids whose real, effective, saved or file-system uid is ``uid``."""
+    """Process ids whose real, effective, saved or file-system uid is ``uid``, zombies left out:
+    a zombie runs nothing and cannot be killed, only reaped by its parent (bwrap's intermediate
+    process, an orphan, waits for the machine's init to reap it, which some inits do slowly)."""
     pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -110,6 +112,8 @@ def processes_of(uid: int) -> list[int]:
         try:
             with open(f"/proc/{entry.name}/status") as f:
                 for line in f:
+                    if line.startswith("State:") and line.split()[1] in ("Z", "X") and _all_dead(entry.name):
+                        break
                     if line.startswith("Uid:"):
                         if str(uid) in line.split()[1:]:
                             pids.append(int(entry.name))
@@ -117,6 +121,19 @@ def processes_of(uid: int) -> list[int]:
         except OSError:  # ended meanwhile
             pass
     return pids
+
+
+def _all_dead(pid: str) -> bool:
+    """Every thread of a process is a zombie (a leader that called pthread_exit is a zombie while
+    its other threads run on: that process is alive)."""
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task.name}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    return False
+    except OSError:
+        pass
+    return True
 
 
 def kill_all(uid: int, rounds: int = 100) -> bool:
@@ -129,7 +146,8 @@ def kill_all(uid: int, rounds: int = 100) -> bool:
     for _ in range(rounds):
         if not processes_of(uid):
             return True
-        subprocess.run([kill, "-s", "KILL", "--", "-1"], user=uid, group=uid, extra_groups=[],
+        # "-9 -1": procps-ng 4.0's kill takes "-s KILL -1" (and "-s KILL -- -1") for a usage error
+        subprocess.run([kill, "-9", "-1"], user=uid, group=uid, extra_groups=[],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         time.sleep(0.02)
     return not processes_of(uid)

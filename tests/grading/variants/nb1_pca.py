@@ -44,6 +44,12 @@ def fit_pca(X, M):
     evals, evecs = torch.linalg.eigh(torch.cov((X - mu).T))
     return mu, evecs[:, :M]
 ''',
+            "directions as rows (M, D): the cells below stop with an error": '''
+def fit_pca(X, M):
+    mu = X.mean(dim=0)
+    _, _, Vh = torch.linalg.svd(X - mu, full_matrices=False)
+    return mu, Vh[:M]
+''',
         },
         "reference": {
             "labkit PCA": '''

@@ -107,6 +107,12 @@ def ppca_sample(model, n, temperature=1.0):
 def ppca_decode(model, Z):
     return Z @ model.W.T
 ''',
+            "encode returns the means only: the cells below stop with an error": '''
+def ppca_encode(model, X):
+    W, mu, s2 = model.W, model.mu, model.sigma2
+    Mm = W.T @ W + s2 * torch.eye(W.shape[1], device=W.device, dtype=W.dtype)
+    return torch.linalg.solve(Mm, ((X - mu) @ W).T).T
+''',
         },
     },
     "ppca-squared-errors": {

@@ -260,6 +260,11 @@ def vae_reconstruct(model, X):
     mean, logvar = model.encode(X)
     return model.decode(mean + torch.exp(0.5 * logvar) * torch.randn_like(mean))
 ''',
+            "reconstruct returns the decoded mean and logvar: the cells below stop with an error": '''
+def vae_reconstruct(model, X):
+    mean, logvar = model.encode(X)
+    return model.decode(mean), logvar
+''',
         },
     },
     "vae-squared-errors": {
