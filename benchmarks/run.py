@@ -345,6 +345,10 @@ LIMITS = [
     "- **Class of ten on a Dask cluster** (`cluster`): the scheduler and both workers run on this machine, so",
     "  the cluster does the work of `--jobs 2` plus sending the template to each worker and each student's",
     "  bytes and results both ways; the ratio is that overhead. Each machine added to a cluster adds workers.",
+    "  The first run of this benchmark had the cluster 1.52x slower than `--jobs 2` (256 s against 168 s): each",
+    "  worker gave its kernels all of the machine's processors, so two workers ran four BLAS threads on two",
+    "  cores. The workers of one host now share its processors (`host_slots` in labkit/course/cluster.py,",
+    "  `usable_cpus` in runsetup.py, which also respects a Slurm job's CPU set).",
     "  `slowest_cell_jobs2_s` is the longest cell of the reference solutions graded two at a time, against the",
     "  120 s cell timeout.",
 ]
@@ -395,7 +399,7 @@ def markdown(results, machine) -> str:
 
 def _merge(path: Path, results: list[dict]) -> list[dict]:
     """The rows of ``path`` (an earlier run's JSON), each replaced by this run's row of the same
-    benchmark, this run's new rows at the end; each kept row says which command measured it."""
+    benchmark (which says which command measured it), this run's new rows at the end."""
     if not path.exists():
         return results
     old = json.loads(path.read_text())
@@ -405,7 +409,7 @@ def _merge(path: Path, results: list[dict]) -> list[dict]:
         if r["benchmark"] in fresh:
             merged.append(fresh.pop(r["benchmark"]))
         else:
-            merged.append({**r, "measured_by": r.get("measured_by", old["machine"].get("command", ""))})
+            merged.append(r)
     return merged + list(fresh.values())
 
 
@@ -425,6 +429,7 @@ def main(argv=None):
         p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     if not os.environ.get("LABKIT_DATA"):
         p.error("set LABKIT_DATA to the folder holding MNIST/raw")
+    os.environ["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())  # notebooks run in solutions/
     tag = args.tag or ("gpu" if torch.cuda.is_available() else "cpu")
     machine = dict(
         tag=tag, cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads(),

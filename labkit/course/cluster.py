@@ -35,6 +35,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 from labkit.course import sandbox
 from labkit.course.assignment import Template
@@ -77,9 +78,11 @@ def _cleanup(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _worker_run(key: str, template_tar: bytes, template: Template,
-                options: Options) -> tuple[Run, threading.Semaphore, str]:
-    """This worker's run for one class (set up on its first student): as ``labkit autograde`` does locally."""
+def _worker_run(key: str, template_tar: bytes, template: Template, options: Options,
+                host_slots: dict[str, int]) -> tuple[Run, threading.Semaphore, str]:
+    """This worker's run for one class (set up on its first student): as ``labkit autograde`` does locally.
+    ``host_slots``: host -> the threads of all the workers there when the run began; the kernels of a
+    host share its processors (a worker that joined later counts its own threads only)."""
     with _RUNS_LOCK:
         if key in _RUNS:
             return _RUNS[key]
@@ -93,7 +96,9 @@ def _worker_run(key: str, template_tar: bytes, template: Template,
         options = dataclasses.replace(options, jobs=max(1, worker.state.nthreads))
         notes: list[str] = []
         hidden = hidden_paths(run_dir, worker.local_directory)
-        run, config = prepare_run(run_dir, options, mode, hidden, notes.append)
+        host = urlparse(worker.address).hostname
+        slots = max(options.jobs, host_slots.get(host, 0))
+        run, config = prepare_run(run_dir, options, mode, hidden, notes.append, host_slots=slots)
         unpack(template_tar, run_dir / "template")
         run.template = dataclasses.replace(template, course=run_dir / "template")
         warm_mnist(run, start_mnist(run, [json.dumps(nb) for nb in template.source.values()]), notes.append)
@@ -104,8 +109,8 @@ def _worker_run(key: str, template_tar: bytes, template: Template,
 
 def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, Options]):
     """On a worker: grade one student. Returns (rows, the student's course as a tar or None, log)."""
-    key, template_tar, template, options = shared
-    run, slots, notes = _worker_run(key, template_tar, template, options)
+    key, template_tar, template, options, host_slots = shared
+    run, slots, notes = _worker_run(key, template_tar, template, options, host_slots)
     course, ipc = run.dir / "courses" / str(index), run.dir / "ipc" / str(index)
     with slots:  # the basic sandbox not as root: one student at a time, whatever the worker's threads
         for folder in (course, ipc):  # a retried task on this worker starts afresh
@@ -155,7 +160,10 @@ def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, 
         log(f"labkit autograde: Dask cluster {address}: {len(info['workers'])} workers now; {board}")
         template_tar = pack(template.course)
         key = hashlib.sha256(template_tar + repr(run.options).encode()).hexdigest()[:16]
-        shared = client.scatter((key, template_tar, template, run.options), broadcast=True, hash=False)
+        host_slots: dict[str, int] = {}  # the kernels of workers that share a host share its processors
+        for w in info["workers"].values():
+            host_slots[w["host"]] = host_slots.get(w["host"], 0) + w.get("nthreads", 1)
+        shared = client.scatter((key, template_tar, template, run.options, host_slots), broadcast=True, hash=False)
         batch = uuid.uuid4().hex[:8]
         todo = iter(enumerate(subs))
         futures = as_completed(loop=client.loop, with_results=False)

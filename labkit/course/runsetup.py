@@ -44,11 +44,21 @@ def _mnist_folders() -> list[str]:
     return out
 
 
+def usable_cpus() -> int:
+    """The processors this process may run on (a Slurm job's share, not the whole node's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def prepare_run(run_dir: Path, options: Options, mode: str, hidden: list[str], log=print,
-                probe: bool = True) -> tuple[Run, dict]:
+                probe: bool = True, host_slots: int | None = None) -> tuple[Run, dict]:
     """A :class:`Run` in the empty folder ``run_dir`` (template still None) and its sandbox config,
     after checking that a kernel starts in the sandbox (ValueError saying why not; ``probe=False``:
-    no kernel runs here, as on the instructor's machine when a cluster grades).
+    no kernel runs here, as on the instructor's machine when a cluster grades). ``host_slots``: the
+    students graded at once on this machine by every process grading here (Dask workers sharing
+    a host), ``options.jobs`` by default; each kernel gets an equal share of the processors.
 
     ``LABKIT_DATA`` is this machine's own (on a worker: the worker's environment)."""
     if len(str(run_dir)) > 60:  # the kernels' socket paths must stay under 107 bytes
@@ -59,7 +69,7 @@ def prepare_run(run_dir: Path, options: Options, mode: str, hidden: list[str], l
     if os.environ.get("LABKIT_DATA"):
         env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())
     run = Run(dir=run_dir, template=None, options=options, mode=mode, user=None, readable=readable,
-              hidden=hidden, env=env, threads=max(1, (os.cpu_count() or 1) // options.jobs))
+              hidden=hidden, env=env, threads=max(1, usable_cpus() // (host_slots or options.jobs)))
     # first make sure a kernel can start in the sandbox, and as whom: as root, in both modes, each
     # kernel takes its own unprivileged uid from a reserved range; else kernels run as us
     run.user = uids.reserved_range()

@@ -25,11 +25,11 @@ import torch
 __all__ = ["PCA", "mean_and_covariance", "eigh_descending"]
 
 
-def mean_and_covariance(X: torch.Tensor, block: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def mean_and_covariance(X: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean mu (D,) and covariance S = (1/N) sum_n (x_n - mu)(x_n - mu)^T (D, D) of X (N, D), both float64.
 
-    X is read in blocks of ``block`` rows (little memory). The products are in the dtype
-    of X (float32 for images: fast), the sums over blocks in float64, and with c = mu
+    X is read in blocks of ``block`` rows (little memory). The sums and products within a block
+    are in the dtype of X (float32 for images: fast), the sums over blocks in float64, and with c = mu
     rounded to the dtype of X, S = (1/N) sum_n (x_n - c)(x_n - c)^T - (mu - c)(mu - c)^T.
     mu = x_1 + mean_n (x_n - x_1): a pixel that never changes gets exactly 0 variance.
 
@@ -40,7 +40,7 @@ def mean_and_covariance(X: torch.Tensor, block: int = 8192) -> tuple[torch.Tenso
     if not X.dtype.is_floating_point:
         raise ValueError(f"expected floating-point data (float32 or float64), got {X.dtype}")
     X, n = X.detach(), X.shape[0]
-    mu = X[0].double() + sum((b - X[0]).sum(0, dtype=torch.float64) for b in X.split(block)) / n
+    mu = X[0].double() + sum((b - X[0]).sum(0).double() for b in X.split(block)) / n
     c = mu.to(X.dtype)
     S = sum((e.T @ e).double() for e in (b - c for b in X.split(block))) / n
     S -= torch.outer(mu - c.double(), mu - c.double())
