@@ -183,10 +183,16 @@ def _new_figure(figsize, **kwargs):
 
 
 def _root_figure(ax):
+    """The figure of ``ax``, taken out of pyplot's registry as this module's own figures are, so that
+    Jupyter shows it once, as the returned value (not also as an open pyplot figure)."""
+    import matplotlib.pyplot as plt
+
     try:
-        return ax.get_figure(root=True)
+        fig = ax.get_figure(root=True)
     except TypeError:  # matplotlib < 3.10
-        return ax.figure
+        fig = ax.figure
+    plt.close(fig)
+    return fig
 
 
 def _gray(cmap: str):
@@ -335,7 +341,8 @@ def plot_mean_encodings(Z, y, ax=None, title: str | None = None, *, background: 
     """The mean encoding of each digit: the digit's character, in its colour, at the mean
     of the encodings Z (N, M) of that digit (first two coordinates), over a faint
     scatter of the encodings (``background=False`` leaves it out). Draws into ``ax``
-    when given. Returns the Figure.
+    when given (its figure then leaves pyplot's registry: end the cell with this call, or
+    with the figure, to show it). Returns the Figure.
     """
     from matplotlib import patheffects
 

@@ -182,6 +182,19 @@ def test_plot_mean_encodings_places_digits_at_means(tmp_path):
     assert fig2 is fig and len(fig.axes[0].texts) == 20
 
 
+def test_a_figure_of_the_students_own_is_shown_once():
+    """Given axes of a pyplot figure (plt.subplots), the figure leaves pyplot's registry: Jupyter shows
+    it as the cell's value only, not a second time as an open pyplot figure."""
+    import matplotlib.pyplot as plt
+
+    Z, y = encodings(200)
+    fig, axes = plt.subplots(1, 2)
+    assert plt.get_fignums() == [fig.number]
+    assert plotting.plot_mean_encodings(Z, y, ax=axes[0]) is fig
+    assert plt.get_fignums() == []
+    assert plotting.plot_mean_encodings(Z, y, ax=axes[1]) is fig and len(axes[1].texts) == 10
+
+
 # --------------------------------------------------------------------------- reconstructions, samples
 
 
