@@ -120,7 +120,7 @@ class Timers:
 
 def grade_one_timed(tmp: Path) -> dict[str, float]:
     """Grade one submission in this process with every step timed; the breakdown in seconds."""
-    from labkit.course import assignment, autograde, gradebook, runsetup, student
+    from labkit.course import assignment, autograde, gradebook, student
     from labkit.course.student import Options
 
     kept = tmp / "kept"
@@ -133,12 +133,9 @@ def grade_one_timed(tmp: Path) -> dict[str, float]:
             shutil.copyfile(course / "kernels.jsonl", kept / "kernels.jsonl")
 
     t = Timers()
-    for module, name in ((runsetup, "prepare_run"), (runsetup, "warm_mnist"), (autograde, "build_template"),
-                         (autograde, "build_class_course"), (autograde, "write_grades"),
-                         (autograde, "write_outputs"), (autograde, "write_feedback")):
-        t.wrap(module, name)
-    t.wrap(autograde, "prepare_run")  # autograde imported these by name
-    t.wrap(autograde, "warm_mnist")
+    for name in ("prepare_run", "warm_mnist", "build_template", "build_class_course", "write_grades",
+                 "write_outputs", "write_feedback"):
+        t.wrap(autograde, name)  # the names autograde imported, as it calls them
     t.wrap(autograde, "grade_student", after=keep_course)
     t.wrap(student, "run_nbgrader", "nbgrader autograde")
     t.wrap(assignment, "run_nbgrader", "nbgrader generate_assignment")

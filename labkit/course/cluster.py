@@ -107,7 +107,7 @@ def _worker_run(key: str, template_tar: bytes, template: Template, options: Opti
         return _RUNS[key]
 
 
-def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, Options]):
+def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, Options, dict[str, int]]):
     """On a worker: grade one student. Returns (rows, the student's course as a tar or None, log)."""
     key, template_tar, template, options, host_slots = shared
     run, slots, notes = _worker_run(key, template_tar, template, options, host_slots)

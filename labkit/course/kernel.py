@@ -4,8 +4,8 @@ Owns: the command the sandbox runs inside the student's confinement
 (:mod:`labkit.course.sandbox`): ``python -m labkit.course.kernel -f CONNECTION_FILE``.
 
 When nbgrader asks the kernel to shut down, every cell has run and every output has
-reached nbgrader. An ordinary exit then spends about half a second per notebook
-tearing down the interpreter (torch and matplotlib loaded; measured in
+reached nbgrader. An ordinary exit then spends about a second per notebook
+tearing down the interpreter with torch and matplotlib loaded (measured with
 ``benchmarks/grading.py``); this kernel flushes its own output streams and ends
 the process with ``os._exit(0)`` instead. Nothing of the notebook's is lost: the
 kernel's folder is removed by the sandbox anyway.

@@ -111,11 +111,12 @@ def processes_of(uid: int) -> list[int]:
             continue
         try:
             with open(f"/proc/{entry.name}/status") as f:
+                zombie = False
                 for line in f:
-                    if line.startswith("State:") and line.split()[1] in ("Z", "X") and _all_dead(entry.name):
-                        break
-                    if line.startswith("Uid:"):
-                        if str(uid) in line.split()[1:]:
+                    if line.startswith("State:"):  # comes before Uid:
+                        zombie = line.split()[1] in ("Z", "X")
+                    elif line.startswith("Uid:"):
+                        if str(uid) in line.split()[1:] and not (zombie and _all_dead(entry.name)):
                             pids.append(int(entry.name))
                         break
         except OSError:  # ended meanwhile

@@ -4,6 +4,8 @@ Not variants: a gradient derived by hand in mse_and_gradient (the task asks for 
 values are right, and no test can tell them apart), and a training loop without shuffling (the task
 asks for a new random order in every epoch, which is not graded)."""
 
+from grading.variants import changed
+
 # The reference answers; each mistake changes a line or two of them.
 MSE = '''
 def mse_and_gradient(w, b, X, y):
@@ -32,14 +34,6 @@ def train(model, X, y, cost_function=mse_cost, epochs=20, batch_size=100, lr=0.0
         costs.append(total / len(X))
     return costs
 '''
-
-
-def _changed(code: str, *changes: tuple[str, str]) -> str:
-    """``code`` with each (old, new) text replaced (old must occur)."""
-    for old, new in changes:
-        assert old in code, old
-        code = code.replace(old, new)
-    return code
 
 
 CELLS = {
@@ -111,8 +105,8 @@ def mse_and_gradient(w, b, X, y):
 ''',
         },
         "wrong": {
-            "sum instead of mean": _changed(MSE, (".mean()", ".sum()")),
-            "J returned as a tensor": _changed(MSE, ("return J.item()", "return J.detach()")),
+            "sum instead of mean": changed(MSE, (".mean()", ".sum()")),
+            "J returned as a tensor": changed(MSE, ("return J.item()", "return J.detach()")),
             "the caller's w (gradients accumulate)": '''
 def mse_and_gradient(w, b, X, y):
     w.requires_grad_(True)
@@ -120,7 +114,7 @@ def mse_and_gradient(w, b, X, y):
     J.backward()
     return J.item(), w.grad.clone()
 ''',
-            "bias forgotten": _changed(MSE, ("X @ w + b - y", "X @ w - y")),
+            "bias forgotten": changed(MSE, ("X @ w + b - y", "X @ w - y")),
             "a gradient step on the caller's w": '''
 def mse_and_gradient(w, b, X, y):
     w2 = w.detach().clone().requires_grad_(True)
@@ -176,20 +170,20 @@ def train(model, X, y, cost_function=mse_cost, epochs=20, batch_size=100, lr=0.0
 ''',
         },
         "wrong": {
-            "last partial batch skipped": _changed(
+            "last partial batch skipped": changed(
                 TRAIN,
                 ("range(0, len(X), batch_size)", "range(0, len(X) - batch_size + 1, batch_size)"),
                 ("total / len(X)", "total / (len(X) // batch_size * batch_size)")),
-            "batch costs averaged without weighting": _changed(
+            "batch costs averaged without weighting": changed(
                 TRAIN,
                 ("total += cost.item() * len(index)", "total += cost.item()"),
                 ("total / len(X)", "total / math.ceil(len(X) / batch_size)")),
-            "gradients never zeroed": _changed(TRAIN, ("            optimizer.zero_grad()\n", "")),
-            "optimizer.step forgotten": _changed(TRAIN, ("            optimizer.step()\n", "")),
-            "costs kept as tensors": _changed(
+            "gradients never zeroed": changed(TRAIN, ("            optimizer.zero_grad()\n", "")),
+            "optimizer.step forgotten": changed(TRAIN, ("            optimizer.step()\n", "")),
+            "costs kept as tensors": changed(
                 TRAIN,
                 ("total += cost.item() * len(index)", "total = total + cost.detach() * len(index)")),
-            "a running total over the epochs": _changed(
+            "a running total over the epochs": changed(
                 TRAIN,
                 ("    for epoch in range(epochs):\n        total = 0.0\n", "    total = 0.0\n    for epoch in range(epochs):\n")),
         },

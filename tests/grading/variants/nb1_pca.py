@@ -1,5 +1,7 @@
 """Variants of the solution cells of 1_pca (float32 MNIST in grading mode)."""
 
+from grading.variants import SQUARED_ERRORS
+
 CELLS = {
     "pca-fit": {
         "downstream": ("pca-encode-decode-tests", "pca-error-tests"),
@@ -93,35 +95,5 @@ def pca_decode(Z, mu, V):
 ''',
         },
     },
-    "squared-errors": {
-        "downstream": ("pca-error-tests",),
-        "correct": {
-            "float64": '''
-def squared_errors(X, X_rec):
-    return ((X.double() - X_rec.double()) ** 2).sum(dim=1)
-''',
-            "norm squared": '''
-def squared_errors(X, X_rec):
-    return torch.linalg.vector_norm(X - X_rec, dim=1) ** 2
-''',
-            "mse_loss": '''
-def squared_errors(X, X_rec):
-    return torch.nn.functional.mse_loss(X_rec, X, reduction="none").sum(-1)
-''',
-        },
-        "wrong": {
-            "mean over pixels": '''
-def squared_errors(X, X_rec):
-    return ((X - X_rec) ** 2).mean(dim=1)
-''',
-            "distance, not squared": '''
-def squared_errors(X, X_rec):
-    return torch.linalg.vector_norm(X - X_rec, dim=1)
-''',
-            "sum over images": '''
-def squared_errors(X, X_rec):
-    return ((X - X_rec) ** 2).sum(dim=0)
-''',
-        },
-    },
+    "squared-errors": {"downstream": ("pca-error-tests",), **SQUARED_ERRORS},
 }

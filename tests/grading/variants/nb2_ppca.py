@@ -1,5 +1,7 @@
 """Variants of the solution cells of 2_ppca."""
 
+from grading.variants import SQUARED_ERRORS
+
 CELLS = {
     "ppca-cost": {
         "downstream": ("ppca-training-tests", "ppca-encode-decode-sample-tests", "ppca-error-tests"),
@@ -115,31 +117,5 @@ def ppca_encode(model, X):
 ''',
         },
     },
-    "ppca-squared-errors": {
-        "correct": {
-            "float64": '''
-def squared_errors(X, X_rec):
-    return ((X.double() - X_rec.double()) ** 2).sum(dim=1)
-''',
-            "einsum": '''
-def squared_errors(X, X_rec):
-    d = X - X_rec
-    return torch.einsum("nd,nd->n", d, d)
-''',
-        },
-        "wrong": {
-            "mean over pixels": '''
-def squared_errors(X, X_rec):
-    return ((X - X_rec) ** 2).mean(dim=1)
-''',
-            "absolute errors": '''
-def squared_errors(X, X_rec):
-    return (X - X_rec).abs().sum(dim=1)
-''',
-            "distance": '''
-def squared_errors(X, X_rec):
-    return ((X - X_rec) ** 2).sum(dim=1).sqrt()
-''',
-        },
-    },
+    "ppca-squared-errors": SQUARED_ERRORS,
 }

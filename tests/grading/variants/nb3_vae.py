@@ -1,6 +1,8 @@
 """Variants of the solution cells of 3_vae. SLOW_MC, correct but slow, is graded end to end under
 --jobs 2 by test_autograde_agreement.py (too slow to re-run here for every variant)."""
 
+from grading.variants import SQUARED_ERRORS, changed
+
 SLOW_MC = '''
 def mc_log_likelihood(model, X, Z):
     # correct but slow: one image at a time, with torch.distributions
@@ -10,6 +12,16 @@ def mc_log_likelihood(model, X, Z):
         log_p = torch.distributions.Normal(F, model.sigma2.sqrt()).log_prob(x).sum(dim=1)
         rows.append(torch.logsumexp(log_p, dim=0) - math.log(len(Z)))
     return torch.stack(rows)
+'''
+
+# A right vae_cost by the lab's formulas; each mistake below changes a line or two of it.
+SAMPLE_LINE = "    z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)\n"
+VAE_COST = f'''
+def vae_cost(model, x):
+    mean, logvar = model.encode(x)
+{SAMPLE_LINE}    D = x.shape[1]
+    log_px = -0.5 * D * torch.log(2 * math.pi * model.sigma2) - 0.5 * ((x - model.decode(z)) ** 2).sum(1) / model.sigma2
+    return -(log_px - kl_term(mean, logvar)).mean()
 '''
 
 CELLS = {
@@ -193,37 +205,10 @@ def vae_cost(model, x):
 ''',
         },
         "wrong": {
-            "variance where the standard deviation belongs": '''
-def vae_cost(model, x):
-    mean, logvar = model.encode(x)
-    z = mean + torch.exp(logvar) * torch.randn_like(mean)
-    D = x.shape[1]
-    log_px = -0.5 * D * torch.log(2 * math.pi * model.sigma2) - 0.5 * ((x - model.decode(z)) ** 2).sum(1) / model.sigma2
-    return -(log_px - kl_term(mean, logvar)).mean()
-''',
-            "KL added to the ELBO": '''
-def vae_cost(model, x):
-    mean, logvar = model.encode(x)
-    z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-    D = x.shape[1]
-    log_px = -0.5 * D * torch.log(2 * math.pi * model.sigma2) - 0.5 * ((x - model.decode(z)) ** 2).sum(1) / model.sigma2
-    return -(log_px + kl_term(mean, logvar)).mean()
-''',
-            "no sample (z = mean)": '''
-def vae_cost(model, x):
-    mean, logvar = model.encode(x)
-    D = x.shape[1]
-    log_px = -0.5 * D * torch.log(2 * math.pi * model.sigma2) - 0.5 * ((x - model.decode(mean)) ** 2).sum(1) / model.sigma2
-    return -(log_px - kl_term(mean, logvar)).mean()
-''',
-            "uniform noise": '''
-def vae_cost(model, x):
-    mean, logvar = model.encode(x)
-    z = mean + torch.exp(0.5 * logvar) * torch.rand_like(mean)
-    D = x.shape[1]
-    log_px = -0.5 * D * torch.log(2 * math.pi * model.sigma2) - 0.5 * ((x - model.decode(z)) ** 2).sum(1) / model.sigma2
-    return -(log_px - kl_term(mean, logvar)).mean()
-''',
+            "variance where the standard deviation belongs": changed(VAE_COST, ("exp(0.5 * logvar)", "exp(logvar)")),
+            "KL added to the ELBO": changed(VAE_COST, ("(log_px - kl_term", "(log_px + kl_term")),
+            "no sample (z = mean)": changed(VAE_COST, (SAMPLE_LINE, ""), ("model.decode(z)", "model.decode(mean)")),
+            "uniform noise": changed(VAE_COST, ("torch.randn_like", "torch.rand_like")),
         },
     },
     "vae-reconstruct-sample": {
@@ -267,30 +252,5 @@ def vae_reconstruct(model, X):
 ''',
         },
     },
-    "vae-squared-errors": {
-        "correct": {
-            "float64": '''
-def squared_errors(X, X_rec):
-    return ((X.double() - X_rec.double()) ** 2).sum(dim=1)
-''',
-            "loop over images": '''
-def squared_errors(X, X_rec):
-    return torch.stack([((a - b) ** 2).sum() for a, b in zip(X, X_rec)])
-''',
-        },
-        "wrong": {
-            "mean over pixels": '''
-def squared_errors(X, X_rec):
-    return ((X - X_rec) ** 2).mean(dim=1)
-''',
-            "not squared": '''
-def squared_errors(X, X_rec):
-    return (X - X_rec).sum(dim=1)
-''',
-            "squared sum instead of sum of squares": '''
-def squared_errors(X, X_rec):
-    return (X - X_rec).sum(dim=1) ** 2
-''',
-        },
-    },
+    "vae-squared-errors": SQUARED_ERRORS,
 }
