@@ -61,13 +61,22 @@ def run_nbgrader(args: list[str], cwd: str | os.PathLike, *, check: bool = True,
     return done
 
 
+# The mode nbgrader gives every file it writes (its octal digits, as nbgrader reads them). nbgrader's
+# own default is read-only, 444, for what `nbgrader autograde` writes: labkit rewrites those notebooks
+# afterwards (the class course sanitises them), which root may do and the instructor's own account
+# may not. Owner read and write, nobody else: what labkit's courses hold is private.
+FILE_MODE = 600
+
+
 def write_course_config(course: Path, db: Path, extra: str = "") -> None:
-    """``course/nbgrader_config.py``: the course root, its gradebook ``db`` and ``extra`` lines."""
+    """``course/nbgrader_config.py``: the course root, its gradebook ``db``, the mode of the files
+    nbgrader writes (:data:`FILE_MODE`, for every converter) and ``extra`` lines."""
     (course / "nbgrader_config.py").write_text(
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(course.resolve())!r}\n"
         f"c.CourseDirectory.db_url = {'sqlite:///' + str(db.resolve())!r}\n"
-        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n" + extra
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
+        f"c.BaseConverter.permissions = {FILE_MODE}\n" + extra
     )
 
 
