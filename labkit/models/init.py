@@ -67,5 +67,5 @@ def reset_linear_layers(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def _uniform(p: torch.Tensor, bound: float, generator: torch.Generator) -> None:
-    """p <- U(-bound, bound) entrywise, drawn on the generator's device (torch>=2.1 has no generator= in nn.init)."""
+    """p <- U(-bound, bound) entrywise, drawn on the generator's device (nn.init takes generator= from torch 2.2; the floor is 2.1)."""
     p.copy_(torch.empty(p.shape, dtype=p.dtype, device=generator.device).uniform_(-bound, bound, generator=generator))
