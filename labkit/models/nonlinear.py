@@ -32,6 +32,7 @@ import math
 import torch
 from torch import nn
 
+from labkit.models.init import global_rng_kept, init_generator, reset_linear_layers
 from labkit.models.prior import sample_prior
 from labkit.models.vae import decoder_network
 
@@ -45,14 +46,22 @@ class NonlinearModel(nn.Module):
 
     Submodule ``decoder`` (M -> D, sigmoid output) is a plain ``nn.Sequential``; any module with
     those shapes may replace it. Parameter ``log_sigma2`` is log sigma^2.
-    Initialisation: PyTorch's default for ``nn.Linear``, log sigma^2 = 0.
+    Initialisation: PyTorch's default for ``nn.Linear`` (weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
+    log sigma^2 = 0. With ``seed`` (or ``generator``) the layers are drawn from a ``torch.Generator`` of
+    their own and torch's global random state is left as it was (``NonlinearModel(seed=s)`` has the
+    parameters that ``torch.manual_seed(s); NonlinearModel()`` gives); with neither, from the global random state.
     """
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 400, data_dim: int = 784, n_samples: int = 100):
+    def __init__(self, latent_dim: int = 2, hidden: int = 400, data_dim: int = 784, n_samples: int = 100, *,
+                 seed: int | None = None, generator: torch.Generator | None = None):
         super().__init__()
         self.latent_dim, self.hidden, self.data_dim, self.n_samples = latent_dim, hidden, data_dim, n_samples
-        self.decoder = decoder_network(latent_dim, hidden, data_dim)
+        g = init_generator(seed, generator)
+        with global_rng_kept(g is not None):
+            self.decoder = decoder_network(latent_dim, hidden, data_dim)
         self.log_sigma2 = nn.Parameter(torch.zeros(()))
+        if g is not None:
+            reset_linear_layers(self, g)
 
     @property
     def sigma2(self) -> torch.Tensor:

@@ -21,8 +21,10 @@ eigenvectors U, mu is the data mean, sigma^2 = mean of the D - M discarded
 eigenvalues lambda_{M+1..D}, and W = U_M (L_M - sigma^2 I)^{1/2} (rotation R = I).
 
 Initialisation for gradient training (the lab asks how): W ~ N(0, 0.1^2)
-entrywise, mu = 0 and sigma^2 = 1 (log_sigma2 = 0); the seed is torch's
-global one (``torch.manual_seed``).
+entrywise, mu = 0 and sigma^2 = 1 (log_sigma2 = 0). W is drawn from a generator
+of its own with ``PPCA(seed=s)`` (or ``generator=``; the global random state is
+left as it was, and W is the one ``torch.manual_seed(s); PPCA()`` gives), and from
+torch's global random state without (``seed=None``). See ``labkit.models.init``.
 
 log p(x) never forms the D x D matrix C; it uses the M x M matrix M:
 
@@ -38,6 +40,7 @@ import math
 import torch
 from torch import nn
 
+from labkit.models.init import init_generator
 from labkit.models.pca import eigh_descending, mean_and_covariance
 from labkit.models.prior import sample_prior
 
@@ -47,13 +50,21 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 class PPCA(nn.Module):
-    """Probabilistic PCA with M = ``n_components`` latent dimensions for data of dimension D = ``data_dim``."""
+    """Probabilistic PCA with M = ``n_components`` latent dimensions for data of dimension D = ``data_dim``.
 
-    def __init__(self, n_components: int = 2, data_dim: int = 784):
+    Initial parameters: W ~ N(0, 0.1^2) entrywise, mu = 0, log sigma^2 = 0. W is drawn from a
+    ``torch.Generator`` seeded with ``seed`` (or from ``generator``) without touching torch's
+    global random state; with neither, from the global random state (``torch.manual_seed``).
+    """
+
+    def __init__(self, n_components: int = 2, data_dim: int = 784, *, seed: int | None = None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.n_components = self.latent_dim = n_components
         self.data_dim = data_dim
-        self.W = nn.Parameter(0.1 * torch.randn(data_dim, n_components))  # (D, M)
+        g = init_generator(seed, generator)
+        W = torch.randn(data_dim, n_components, generator=g, device=g.device if g is not None else None)
+        self.W = nn.Parameter(0.1 * W.cpu())  # (D, M)
         self.mu = nn.Parameter(torch.zeros(data_dim))  # (D,)
         self.log_sigma2 = nn.Parameter(torch.zeros(()))  # ()
 

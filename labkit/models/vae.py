@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labkit.models.init import global_rng_kept, init_generator, reset_linear_layers
 from labkit.models.prior import sample_prior
 
 __all__ = ["VAE", "kl_to_standard_normal", "gaussian_log_likelihood", "decoder_network"]
@@ -74,17 +75,25 @@ class VAE(nn.Module):
     Submodules: ``encoder`` (D -> hidden, the shared hidden layer), the heads
     ``encoder_mean`` and ``encoder_logvar`` (hidden -> M each) and ``decoder``
     (M -> D, sigmoid output); any modules with those shapes may replace them. Parameter ``log_sigma2`` is log sigma^2 of p(x|z).
-    Initialisation: PyTorch's default for ``nn.Linear``, log sigma^2 = 0.
+    Initialisation: PyTorch's default for ``nn.Linear`` (weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
+    log sigma^2 = 0. With ``seed`` (or ``generator``) the layers are drawn from a ``torch.Generator`` of
+    their own and torch's global random state is left as it was (``VAE(seed=s)`` has the parameters
+    that ``torch.manual_seed(s); VAE()`` gives); with neither, from the global random state.
     """
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 400, data_dim: int = 784):
+    def __init__(self, latent_dim: int = 2, hidden: int = 400, data_dim: int = 784, *, seed: int | None = None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.latent_dim, self.hidden, self.data_dim = latent_dim, hidden, data_dim
-        self.encoder = nn.Sequential(nn.Linear(data_dim, hidden), nn.ReLU())
-        self.encoder_mean = nn.Linear(hidden, latent_dim)
-        self.encoder_logvar = nn.Linear(hidden, latent_dim)
-        self.decoder = decoder_network(latent_dim, hidden, data_dim)
+        g = init_generator(seed, generator)
+        with global_rng_kept(g is not None):
+            self.encoder = nn.Sequential(nn.Linear(data_dim, hidden), nn.ReLU())
+            self.encoder_mean = nn.Linear(hidden, latent_dim)
+            self.encoder_logvar = nn.Linear(hidden, latent_dim)
+            self.decoder = decoder_network(latent_dim, hidden, data_dim)
         self.log_sigma2 = nn.Parameter(torch.zeros(()))
+        if g is not None:
+            reset_linear_layers(self, g)
 
     @property
     def sigma2(self) -> torch.Tensor:
