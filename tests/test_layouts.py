@@ -1,5 +1,5 @@
-"""Submissions as platforms deliver them (labkit/course/layouts.py), rosters (roster.py) and the
-files written beside grades.csv (exports.py).
+"""Submissions as platforms deliver them (labkit/course/intake/layouts.py), rosters (roster.py) and the
+files written beside grades.csv (grading/exports.py).
 
 Fast tests read made-up downloads and rosters without nbgrader. Then one made-up
 Canvas class of five students (a LATE resubmission, two students with the same
@@ -20,11 +20,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course.autograde import autograde
-from labkit.course.layouts import detect_layout, read_submissions
-from labkit.course.roster import NOT_ON_ROSTER, apply_roster, read_roster
-from labkit.course.student import Options
-from labkit.course.submissions import read_submission
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.records import Options
+from labkit.course.intake.layouts import detect_layout, read_submissions
+from labkit.course.intake.roster import NOT_ON_ROSTER, apply_roster, read_roster
+from labkit.course.intake.submissions import read_submission
 from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read
 
 EXPECTED = ["1_squares", "2_lists"]
