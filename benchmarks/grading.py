@@ -3,7 +3,7 @@
     LABKIT_DATA=../shared/data .venv/bin/python benchmarks/run.py breakdown cluster
 
 ``breakdown``: one submission (the four solution notebooks), graded in this process by
-:func:`labkit.course.autograde.autograde` (``--jobs 1``) with timers wrapped around its steps.
+:func:`labkit.course.grading.autograde.autograde` (``--jobs 1``) with timers wrapped around its steps.
 Each run is split into
 
 - the cells themselves (the floor): from nbclient's timestamps in each autograded notebook
@@ -120,8 +120,8 @@ class Timers:
 
 def grade_one_timed(tmp: Path) -> dict[str, float]:
     """Grade one submission in this process with every step timed; the breakdown in seconds."""
-    from labkit.course import assignment, autograde, gradebook, student
-    from labkit.course.student import Options
+    from labkit.course.grading import assignment, autograde, gradebook, student
+    from labkit.course.grading.records import Options
 
     kept = tmp / "kept"
     kept.mkdir()

@@ -260,9 +260,9 @@ def _autograde(submissions: Path, out: Path, jobs: int = 1) -> None:
 
 def bench_autograde(args):
     try:
-        from labkit.course import autograde  # noqa: F401
+        from labkit.course.grading import autograde  # noqa: F401
     except ImportError:
-        return [dict(benchmark="autograde one submission", skipped="labkit.course.autograde is not available")]
+        return [dict(benchmark="autograde one submission", skipped="labkit.course.grading.autograde is not available")]
     if not list((ROOT / "solutions").glob("*.ipynb")):
         return [dict(benchmark="autograde one submission", skipped="no solutions/*.ipynb")]
 
@@ -333,7 +333,7 @@ LIMITS = [
     "  bookkeeping (`labkit_per_student_s`). The `fixed_*` steps (sandbox check, the template with `nbgrader",
     "  generate_assignment`, the class course, the feedback pages) are paid once per class, whatever its size.",
     "  Removed: (1) the kernel's exit. After nbgrader's shutdown request the interpreter spent about a second per",
-    "  notebook tearing down torch and matplotlib; labkit's kernel (labkit/course/kernel.py) now ends with",
+    "  notebook tearing down torch and matplotlib; labkit's kernel (labkit/course/sandbox/kernel.py) now ends with",
     "  `os._exit` once the request is answered (kernel shut-downs of one submission 6.2 s -> 0.5 s, grading of one",
     "  student 31.6 s -> 22.5 s, one run each before and after). (2) Releasing a kernel uid waited for a zombie:",
     "  bubblewrap's orphaned intermediate process, which this machine's init reaps slowly; a process whose every",
@@ -347,7 +347,7 @@ LIMITS = [
     "  bytes and results both ways; the ratio is that overhead. Each machine added to a cluster adds workers.",
     "  The first run of this benchmark had the cluster 1.52x slower than `--jobs 2` (256 s against 168 s): each",
     "  worker gave its kernels all of the machine's processors, so two workers ran four BLAS threads on two",
-    "  cores. The workers of one host now share its processors (`host_slots` in labkit/course/cluster.py,",
+    "  cores. The workers of one host now share its processors (`host_slots` in labkit/course/grading/cluster.py,",
     "  `usable_cpus` in runsetup.py, which also respects a Slurm job's CPU set).",
     "  `slowest_cell_jobs2_s` is the longest cell of the reference solutions graded two at a time, against the",
     "  120 s cell timeout.",

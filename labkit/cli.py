@@ -20,7 +20,8 @@ import sys
 import time
 
 # Each of these modules adds its own subcommands with `register(subparsers)`.
-COMMAND_MODULES = ("labkit.lab", "labkit.course.release", "labkit.course.autograde", "labkit.course.publish")
+COMMAND_MODULES = ("labkit.lab", "labkit.course.release.notebooks", "labkit.course.grading.autograde",
+                   "labkit.course.release.publish")
 
 
 def _cmd_data(args) -> int:

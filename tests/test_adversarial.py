@@ -24,11 +24,11 @@ import nbformat
 import pytest
 from test_grading import AUTO, NO_BWRAP, NOTEBOOKS, SANDBOX, SOLUTIONS, assert_scores, cell, load_csv, read, write
 
-from labkit.course import submissions
-from labkit.course.autograde import autograde
-from labkit.course.repair import repair_notebook
-from labkit.course.student import Options
-from labkit.course.submissions import find_submissions
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.records import Options
+from labkit.course.intake import submissions
+from labkit.course.intake.repair import repair_notebook
+from labkit.course.intake.submissions import find_submissions
 
 pytestmark = pytest.mark.adversarial
 
@@ -160,7 +160,7 @@ def test_captured_output_is_capped_keeps_nbgrader_lines_and_replaces_bad_bytes()
     import subprocess
     import sys
 
-    from labkit.course.capture import Capture
+    from labkit.course.caps.stream import Capture
 
     script = ("import sys; w = sys.stdout.buffer.write\n"
               "w(b'[AutogradeApp | INFO] Sanitizing /c/1_squares.ipynb\\n')\n"

@@ -35,7 +35,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course import sandbox, uids
+from labkit.course.sandbox import prepare as sandbox
+from labkit.course.sandbox import reaping, uids, wrapper
 
 pytestmark = pytest.mark.adversarial
 
@@ -355,7 +356,7 @@ def test_no_process_survives_its_notebook(attacked):
 def test_the_fork_storm_is_capped(attacked):
     text = autograded(attacked, "a1-attacker", "2_lists")
     forked = re.search(r"FORKED (\d+)", text)
-    assert forked and int(forked.group(1)) < sandbox.MAX_PROCESSES, text[-1500:]
+    assert forked and int(forked.group(1)) < wrapper.MAX_PROCESSES, text[-1500:]
 
 
 def test_no_network_in_bubblewrap(attacked):
@@ -385,7 +386,7 @@ def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_d
         assert time.monotonic() < deadline
         time.sleep(0.02)
     try:
-        assert zombie.pid not in uids.processes_of(uid)
+        assert zombie.pid not in reaping.processes_of(uid)
     finally:
         zombie.wait()
     python = "/usr/bin/python3"  # one that another uid may run (this environment's may sit under /root)
@@ -397,8 +398,8 @@ def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_d
         while "State:\tZ" not in Path(f"/proc/{runner.pid}/status").read_text():
             assert time.monotonic() < deadline, "the leader did not exit"
             time.sleep(0.02)
-        assert uids.processes_of(uid) == [runner.pid]
-        assert uids.kill_all(uid)
+        assert reaping.processes_of(uid) == [runner.pid]
+        assert reaping.kill_all(uid)
         assert runner.wait(timeout=10) != 0  # killed, not finished
     finally:
         runner.kill()

@@ -1,4 +1,4 @@
-"""`labkit autograde --scheduler`: grading on a real Dask cluster on 127.0.0.1 (labkit/course/cluster.py).
+"""`labkit autograde --scheduler`: grading on a real Dask cluster on 127.0.0.1 (labkit/course/grading/cluster.py).
 
 A scheduler and two workers are started as separate processes (``dask
 scheduler``, ``dask worker``), each worker in its own empty working folder with
@@ -19,9 +19,10 @@ import pytest
 
 pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (dask, distributed)")
 
-from labkit.course import cluster  # noqa: E402
-from labkit.course.autograde import autograde  # noqa: E402
-from labkit.course.student import Options  # noqa: E402
+from labkit.course.grading import cluster  # noqa: E402
+from labkit.course.grading.autograde import autograde  # noqa: E402
+from labkit.course.grading.records import Options  # noqa: E402
+from labkit.errors import GradingError  # noqa: E402
 from dask_cluster import Cluster  # noqa: E402
 from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read, write  # noqa: E402
 
@@ -172,7 +173,7 @@ def test_the_scheduler_going_away_is_a_clear_error_and_nothing_is_written(local_
     thread = threading.Thread(target=stop_scheduler)
     thread.start()
     try:
-        with pytest.raises(ValueError, match="Dask scheduler at .* (went away|stopped answering)"):
+        with pytest.raises(GradingError, match="Dask scheduler at .* (went away|stopped answering)"):
             autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
                       scheduler=dask_cluster.address)
     finally:

@@ -22,12 +22,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course import gradebook, sandbox, submissions
-from labkit.course.autograde import autograde
-from labkit.course.gradebook import export
-from labkit.course.repair import repair_notebook
-from labkit.course.student import Options
-from labkit.course.submissions import find_submissions, match_notebooks, safe_student_id
+from labkit.course.grading import gradebook
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.gradebook import export
+from labkit.course.grading.records import Options
+from labkit.course.intake import submissions
+from labkit.course.intake.repair import repair_notebook
+from labkit.course.intake.submissions import find_submissions, match_notebooks, safe_student_id
+from labkit.course.sandbox import prepare as sandbox
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading"
 SOLUTIONS = FIXTURE / "solutions"

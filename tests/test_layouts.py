@@ -1,5 +1,5 @@
-"""Submissions as platforms deliver them (labkit/course/layouts.py), rosters (roster.py) and the
-files written beside grades.csv (exports.py).
+"""Submissions as platforms deliver them (labkit/course/intake/layouts.py), rosters (roster.py) and the
+files written beside grades.csv (grading/exports.py).
 
 Fast tests read made-up downloads and rosters without nbgrader. Then one made-up
 Canvas class of five students (a LATE resubmission, two students with the same
@@ -20,11 +20,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course.autograde import autograde
-from labkit.course.layouts import detect_layout, read_submissions
-from labkit.course.roster import NOT_ON_ROSTER, apply_roster, read_roster
-from labkit.course.student import Options
-from labkit.course.submissions import read_submission
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.records import Options
+from labkit.course.intake.layouts import detect_layout, read_submissions
+from labkit.course.intake.roster import NOT_ON_ROSTER, apply_roster, read_roster
+from labkit.course.intake.submissions import read_submission
 from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read
 
 EXPECTED = ["1_squares", "2_lists"]
@@ -349,10 +349,8 @@ Participant 14,Sam Park,sam@example.org,No submission,,7
 """
 
 
-def test_moodle_class_with_its_grading_worksheet(tmp_path):
-    """Moodle's download (two students named Jane Smith, one not on the worksheet) and its grading
-    worksheet as the roster: every row of summary.csv and moodle-import.csv."""
-    subs = tmp_path / "download"
+def moodle_download(subs: Path) -> Path:
+    """Moodle's download: two students named Jane Smith, one student not on the worksheet."""
     for name in ("1_squares", "2_lists"):  # Jane Smith 11: the solutions, nested
         (subs / "Jane Smith_11_assignsubmission_file_" / "lab").mkdir(parents=True, exist_ok=True)
         (subs / "Jane Smith_11_assignsubmission_file_" / "lab" / f"{name}.ipynb").write_text(notebook("solution", name))
@@ -361,6 +359,13 @@ def test_moodle_class_with_its_grading_worksheet(tmp_path):
             zf.writestr(f"{name}.ipynb", notebook("student", name))
     (subs / "Ann Bell_13_assignsubmission_file_").mkdir()  # not on the worksheet
     (subs / "Ann Bell_13_assignsubmission_file_" / "1_squares.ipynb").write_text(notebook("solution", "1_squares"))
+    return subs
+
+
+def test_moodle_class_with_its_grading_worksheet(tmp_path):
+    """Moodle's download (two students named Jane Smith, one not on the worksheet) and its grading
+    worksheet as the roster: every row of summary.csv and moodle-import.csv."""
+    subs = moodle_download(tmp_path / "download")
     roster = write(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
     autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", roster=roster, lms=("moodle",),
               options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),

@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course import release
-from labkit.course.student_repo import link_problems
-from labkit.course.student_repo import load as load_student_repo
+from labkit.course.release import notebooks as release
+from labkit.course.release.student_repo import link_problems
+from labkit.course.release.student_repo import load as load_student_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

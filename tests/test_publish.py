@@ -20,9 +20,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course import publish as pub
-from labkit.course import release
-from labkit.course.student_repo import ConfigError, StudentRepo, install_cell, link_problems, load
+from labkit.course.release import notebooks as release
+from labkit.course.release import publish as pub
+from labkit.course.release.student_repo import ConfigError, StudentRepo, install_cell, link_problems, load
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

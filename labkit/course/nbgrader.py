@@ -16,13 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit.course.capture import Capture
+from labkit.course.caps.stream import Capture
+from labkit.errors import GradingError
 
 ASSIGNMENT = "lab"     # the nbgrader assignment every labkit course holds
 COURSE_ID = "labkit"
 
 
-class NbgraderError(RuntimeError):
+class NbgraderError(GradingError):
     """nbgrader exited with an error; the message holds the end of its output."""
 
 
@@ -40,7 +41,7 @@ def run_nbgrader(args: list[str], cwd: str | os.PathLike, *, check: bool = True,
                  env: dict[str, str] | None = None, max_output: int | None = None) -> subprocess.CompletedProcess:
     """``nbgrader ARGS`` in ``cwd`` (the course folder); output captured as text, decoded with
     replacement (a kernel's stderr reaches it raw). With ``max_output``, at most that many bytes
-    of each stream are kept (:class:`~labkit.course.capture.Capture`); ``proc.cut`` is how many
+    of each stream are kept (:class:`~labkit.course.caps.stream.Capture`); ``proc.cut`` is how many
     were left out."""
     proc = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=nbgrader_env(env),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -93,9 +94,9 @@ def jupyter_env(run: Path, course: Path) -> dict[str, str]:
 
 def capped_execute_config(max_output_bytes: int) -> str:
     """Lines for a course's nbgrader_config.py: autograde with labkit's
-    :class:`~labkit.course.outputcap.CappedExecute` in the place of nbgrader's Execute."""
+    :class:`~labkit.course.caps.outputs.CappedExecute` in the place of nbgrader's Execute."""
     return (
-        "from labkit.course.outputcap import CappedExecute\n"
+        "from labkit.course.caps.outputs import CappedExecute\n"
         "from nbgrader.converters import Autograde\n"
         "c.Autograde.autograde_preprocessors = [CappedExecute if p.__name__ == 'Execute' else p for p in\n"
         "                                       Autograde.class_traits()['autograde_preprocessors'].default()]\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.course.leaks import BEGIN_SOLUTION, END_SOLUTION
+from labkit.course.release.leaks import BEGIN_SOLUTION, END_SOLUTION
 
 
 def grade_id(cell) -> str | None:

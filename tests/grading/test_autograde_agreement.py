@@ -19,9 +19,9 @@ import nbformat
 import pytest
 
 from grading.variants import nb1_pca, nb3_vae
-from labkit.course import sandbox
-from labkit.course.autograde import autograde
-from labkit.course.student import Options
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.records import Options
+from labkit.course.sandbox import prepare as sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"

@@ -15,10 +15,12 @@ import copy
 import zipfile
 import zlib
 
+from labkit.errors import SubmissionError
+
 CHUNK = 1 << 16
 
 
-class TooLarge(ValueError):
+class TooLarge(SubmissionError):
     """The member decompresses to more than the cap allowed."""
 
 

@@ -1,7 +1,7 @@
 """The grading kernel: IPython's kernel (what ``python -m ipykernel_launcher`` starts) that leaves at once.
 
 Owns: the command the sandbox runs inside the student's confinement
-(:mod:`labkit.course.sandbox`): ``python -m labkit.course.kernel -f CONNECTION_FILE``.
+(:mod:`labkit.course.sandbox`): ``python -m labkit.course.sandbox.kernel -f CONNECTION_FILE``.
 
 When nbgrader asks the kernel to shut down, every cell has run and every output has
 reached nbgrader. An ordinary exit then spends about a second per notebook

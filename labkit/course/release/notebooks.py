@@ -13,7 +13,7 @@ are the source of truth. The student versions are made by nbgrader itself:
 2. ``nbgrader generate_assignment lab --no-db`` writes ``release/lab/*.ipynb``
    (no gradebook is needed to release, so none is written);
 3. the Colab badge and install cell of each notebook are written from the
-   student repository configured in pyproject.toml (:mod:`labkit.course.student_repo`),
+   student repository configured in pyproject.toml (:mod:`labkit.course.release.student_repo`),
    and each generated notebook is normalised so that every run writes the same
    bytes: no outputs or execution counts, volatile cell metadata dropped,
    fixed notebook metadata, nbformat 4.5 with stable cell ids, nbformat's own
@@ -38,12 +38,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from labkit import errors
 from labkit.cli import add_command
 from labkit.course.nbgrader import ASSIGNMENT, run_nbgrader, write_course_config
-from labkit.course.leaks import leaks_in_lines, secret_lines
 from labkit.course.paths import require_project_root
-from labkit.course.student_repo import StudentRepo, apply_links, link_problems
-from labkit.course.student_repo import load as load_student_repo
+from labkit.course.release.leaks import leaks_in_lines, secret_lines
+from labkit.course.release.student_repo import StudentRepo, apply_links, link_problems
+from labkit.course.release.student_repo import load as load_student_repo
 
 # Cell metadata that survives normalisation; everything else (execution
 # timings, collapsed/scrolled state, Colab ids, ...) is editor state.
@@ -52,7 +53,7 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(errors.ReleaseError):
     """The student notebooks could not be released; the message says why."""
 
 

@@ -3,7 +3,7 @@ command line that confines one kernel (:func:`bwrap_argv`). What the sandbox is 
 wrapper that uses this, live in :mod:`labkit.course.sandbox`.
 
 Every folder bwrap binds is ``nosuid`` and ``nodev`` (bubblewrap's own rule). As root, bwrap
-is started as the kernel's own unprivileged uid (:mod:`labkit.course.uids`), so it needs
+is started as the kernel's own unprivileged uid (:mod:`labkit.course.sandbox.uids`), so it needs
 unprivileged user namespaces; :func:`probe_bwrap` tries exactly that.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from labkit.course import uids
+from labkit.course.sandbox import uids
 
 TMPFS_BYTES = 256 << 20  # size of the kernel's /tmp and /dev/shm in bwrap mode
 # System folders a kernel reads (those that exist), read-only, at the same place.

@@ -4,7 +4,7 @@ Owns: :func:`prepare_run` (the run folder's scratch/ipc/courses/jupyter
 folders, the environment and readable folders the kernels get, the uid range
 as root, and a probe that a kernel starts in the sandbox) and
 :func:`warm_mnist` (MNIST decoded once into a cache the kernels read).
-``labkit autograde`` calls both locally; :mod:`labkit.course.cluster` calls the
+``labkit autograde`` calls both locally; :mod:`labkit.course.grading.cluster` calls the
 same two on each Dask worker, so a student is graded the same way everywhere.
 """
 from __future__ import annotations
@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit.course import sandbox, uids
+from labkit.course.grading.records import Options, Run
 from labkit.course.paths import project_root
-from labkit.course.student import Options, Run
+from labkit.course.sandbox import prepare as sandbox
+from labkit.course.sandbox import uids
+from labkit.errors import GradingError
 
 RUN_FOLDERS = ("scratch", "ipc", "courses", "jupyter-config", "jupyter-data")
 
@@ -55,14 +57,14 @@ def usable_cpus() -> int:
 def prepare_run(run_dir: Path, options: Options, mode: str, hidden: list[str], log=print,
                 probe: bool = True, host_slots: int | None = None) -> tuple[Run, dict]:
     """A :class:`Run` in the empty folder ``run_dir`` (template still None) and its sandbox config,
-    after checking that a kernel starts in the sandbox (ValueError saying why not; ``probe=False``:
+    after checking that a kernel starts in the sandbox (GradingError saying why not; ``probe=False``:
     no kernel runs here, as on the instructor's machine when a cluster grades). ``host_slots``: the
     students graded at once on this machine by every process grading here (Dask workers sharing
     a host), ``options.jobs`` by default; each kernel gets an equal share of the processors.
 
     ``LABKIT_DATA`` is this machine's own (on a worker: the worker's environment)."""
     if len(str(run_dir)) > 60:  # the kernels' socket paths must stay under 107 bytes
-        raise ValueError(f"temporary folder {run_dir} too long for Unix sockets: set TMPDIR=/tmp")
+        raise GradingError(f"temporary folder {run_dir} too long for Unix sockets: set TMPDIR=/tmp")
     for name in RUN_FOLDERS:
         (run_dir / name).mkdir()
     env, readable = {}, sandbox.python_dirs() + _mnist_folders()
@@ -83,13 +85,13 @@ def prepare_run(run_dir: Path, options: Options, mode: str, hidden: list[str], l
                                  threads=1, env=env, readable=readable, hidden=run.hidden, user=run.user)
     problem = sandbox.check(config) if probe else None
     if problem and run.user and mode == "basic":
-        raise ValueError(
+        raise GradingError(
             f"a kernel cannot start in the basic sandbox as an unprivileged uid, which is how labkit runs "
             f"students' code as root ({problem.splitlines()[-1][:200]}): where no mount namespace can be made, "
             f"the Python environment ({sys.prefix}, {os.path.realpath(sys.executable)}) must be readable by "
             "every user (not under /root), or install bubblewrap (docs/instructors.md, 'What is isolated')")
     if problem:
-        raise ValueError(f"a kernel cannot start in the grading sandbox ({mode}): {problem}")
+        raise GradingError(f"a kernel cannot start in the grading sandbox ({mode}): {problem}")
     return run, config
 
 

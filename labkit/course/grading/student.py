@@ -1,9 +1,8 @@
 """Grading one student: their notebooks repaired into a copy of the template course, then
 ``nbgrader autograde`` with every kernel in the sandbox.
 
-Owns: :class:`Options` (the limits an instructor sets), :class:`Row` (one line
-of grades.csv before the scores are looked up), :class:`Run` (what every
-student's job shares) and :func:`grade_student`, which never raises: a
+Owns: :func:`grade_student` (the records it takes and gives, :class:`Options`,
+:class:`Run` and :class:`Row`, are :mod:`labkit.course.grading.records`), which never raises: a
 notebook that kills its kernel is set aside with the reason and the others
 are graded again; any other failure becomes the rows' status.
 """
@@ -13,56 +12,17 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.course import sandbox
-from labkit.course.assignment import Template, copy_course
-from labkit.course.nbgrader import ASSIGNMENT, capped_execute_config, jupyter_env, run_nbgrader, write_course_config
-from labkit.course.repair import repair_notebook, short
-from labkit.course.submissions import Submission, match_notebooks, read_submission
+from labkit.course.grading.assignment import copy_course
+from labkit.course.grading.records import Options, Row, Run
+from labkit.course.intake.repair import repair_notebook, short
+from labkit.course.intake.submissions import Submission, match_notebooks, read_submission
+from labkit.course.nbgrader import capped_execute_config, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.sandbox import prepare as sandbox
+from labkit.course.sandbox.wrapper import hand_over
 
-@dataclass
-class Row:
-    """One line of grades.csv before the scores are looked up."""
-
-    student: str
-    notebook: str
-    status: str
-    scored: bool = True  # False: a file that is none of the assignment's notebooks
-
-
-@dataclass
-class Options:
-    assignment: str = ASSIGNMENT
-    timeout: int = 120         # seconds per cell (nbgrader's Execute.timeout)
-    memory_mb: int = 8192      # address space of a kernel (torch alone reserves about 3.5 GB)
-    cpu_seconds: int = 600     # processor time of a kernel (one notebook)
-    jobs: int = 1
-    sandbox: str = "auto"
-    output_mb: int = 10        # output a notebook's cells may keep, all together (outputcap.CappedExecute)
-
-    @property
-    def wall_seconds(self) -> int:  # a kernel that ignores interrupts is killed after this
-        return max(10 * self.timeout, self.cpu_seconds) + 60
-
-
-@dataclass
-class Run:
-    """What every student's job needs."""
-
-    dir: Path
-    template: Template | None
-    options: Options
-    mode: str
-    user: tuple[int, int] | None  # (first uid, count): each kernel's own uid comes from there (as root)
-    readable: list[str]
-    hidden: list[str]
-    env: dict[str, str]
-    threads: int
-
-
-MAX_LOG_BYTES = 1 << 20  # of nbgrader's output per stream, kept for the log (capture.Capture)
+MAX_LOG_BYTES = 1 << 20  # of nbgrader's output per stream, kept for the log (caps.stream.Capture)
 _NOTEBOOK_LINE = re.compile(r"(?:Sanitizing|Autograding) (\S+?\.ipynb)")
 _EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit))(?::\s*(.*))?$")
 
@@ -100,7 +60,7 @@ def _outcome(nb_path: Path, options: Options) -> str:
             if out.get("output_type") == "error":
                 enames.add(out.get("ename", ""))
                 texts.append(str(out.get("evalue", "")))
-    cut = nb.metadata.get("labkit", {}).get("output_cut")  # set by outputcap.CappedExecute, outside the sandbox
+    cut = nb.metadata.get("labkit", {}).get("output_cut")  # set by caps.outputs.CappedExecute, outside the sandbox
     note = f"; output over {options.output_mb} MB left out ({cut} bytes)" if cut else ""
     if "CellTimeoutError" in enames:
         return f"timeout (a cell ran over {options.timeout} s)" + note
@@ -166,7 +126,7 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
             mode=run.mode, scratch=run.dir / "scratch", ipc_dir=ipc, record=course / "kernels.jsonl",
             memory_mb=options.memory_mb, cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
             threads=run.threads, env=run.env, readable=run.readable, hidden=run.hidden, user=run.user)
-        sandbox.hand_over(ipc, None)  # private; each kernel's wrapper hands it to that kernel's uid
+        hand_over(ipc, None)  # private; each kernel's wrapper hands it to that kernel's uid
         sandbox.write_config(course, config)
         write_course_config(course, course / "gradebook.db", (
             f"c.Execute.timeout = {int(options.timeout)}\n"

@@ -17,7 +17,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit.course.submissions import Submission, number_duplicates, safe_student_id
+from labkit.course.intake.submissions import Submission, number_duplicates, safe_student_id
+from labkit.errors import OptionError
 
 NOT_ON_ROSTER = "not on the roster"
 NO_SUBMISSION = "missing (no submission)"
@@ -56,7 +57,7 @@ def _pick(header: list[str], given: str | None, names: tuple[str, ...], what: st
     lower = {h.strip().lower(): h for h in header}
     if given is not None:
         if given.strip().lower() not in lower:
-            raise ValueError(f"{option} {given!r}: the roster has no such column (it has: {', '.join(header)})")
+            raise OptionError(f"{option} {given!r}: the roster has no such column (it has: {', '.join(header)})")
         return lower[given.strip().lower()]
     return next((lower[n] for n in names if n in lower), None)
 
@@ -66,7 +67,7 @@ def read_roster(path: str | os.PathLike, *, id_column: str | None = None, name_c
     """Read a roster CSV (comma, semicolon or tab; UTF-8 with or without Excel's BOM)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--roster {path}: no such file")
+        raise OptionError(f"--roster {path}: no such file")
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     try:
         dialect = csv.Sniffer().sniff(text.split("\n", 1)[0], delimiters=",;\t")
@@ -89,7 +90,7 @@ def read_roster(path: str | os.PathLike, *, id_column: str | None = None, name_c
     names = _pick(header, name_column or cols[1], NAME_COLUMNS, "name", "--roster-name")
     emails = _pick(header, email_column or cols[2], EMAIL_COLUMNS, "email", "--roster-email")
     if ids is None:
-        raise ValueError(f"--roster {path}: no student id column found among {', '.join(header) or 'no columns'}; "
+        raise OptionError(f"--roster {path}: no student id column found among {', '.join(header) or 'no columns'}; "
                          "name it with --roster-id COLUMN")
     first = _pick(header, None, ("first name",), "", "")
     last = _pick(header, None, ("last name", "surname"), "", "")
@@ -105,11 +106,11 @@ def read_roster(path: str | os.PathLike, *, id_column: str | None = None, name_c
                              platform_id=platform if kind in ("canvas", "moodle-worksheet", "github") else "",
                              fields=row))
     if not people:
-        raise ValueError(f"--roster {path}: no students in it")
+        raise OptionError(f"--roster {path}: no students in it")
     seen = set()
     for person in people:
         if person.id in seen:
-            raise ValueError(f"--roster {path}: student id {person.id!r} appears twice")
+            raise OptionError(f"--roster {path}: student id {person.id!r} appears twice")
         seen.add(person.id)
     return Roster(kind=kind, people=people, columns=header)
 

@@ -18,10 +18,11 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from labkit.course.assignment import Template, copy_course, template_from_course
+from labkit.course.grading.assignment import Template, copy_course, template_from_course
+from labkit.course.grading.records import Row
+from labkit.course.grading.sanitize import sanitize_notebook
 from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
-from labkit.course.sanitize import sanitize_notebook
-from labkit.course.student import Row
+from labkit.errors import OptionError
 
 ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
 
@@ -184,7 +185,7 @@ def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=pri
     course, out = Path(course).resolve(), Path(out).resolve()
     rows_file = course / ROWS_FILE
     if not rows_file.is_file():
-        raise ValueError(f"{course} is not a course kept by `labkit autograde --keep` (no {ROWS_FILE})")
+        raise OptionError(f"{course} is not a course kept by `labkit autograde --keep` (no {ROWS_FILE})")
     rows = [Row(**r) for r in json.loads(rows_file.read_text())]
     template = template_from_course(course)
     assignment = template.assignment

@@ -20,10 +20,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from labkit.course.assignment import Template, template_from_course
-from labkit.course.gradebook import _fmt as fmt_points
-from labkit.course.roster import Person
-from labkit.course.submissions import Submission
+from labkit.course.grading.assignment import Template, template_from_course
+from labkit.course.grading.gradebook import _fmt as fmt_points
+from labkit.course.intake.roster import Person
+from labkit.course.intake.submissions import Submission
+from labkit.errors import OptionError
 
 LMS = ("canvas", "moodle")
 SUMMARY_COLUMNS = ("student", "user_id", "name", "email")
@@ -119,12 +120,12 @@ def check_lms(lms: tuple[str, ...], layout: str, roster_kind: str | None) -> Non
     """Refuse, before grading, an import file that could not name its students."""
     for name in lms:
         if name not in LMS:
-            raise ValueError(f"--lms {name!r}: choose canvas or moodle")
+            raise OptionError(f"--lms {name!r}: choose canvas or moodle")
     if "canvas" in lms and layout != "canvas" and roster_kind != "canvas":
-        raise ValueError("--lms canvas needs Canvas user IDs: grade Canvas's download (--layout canvas) or give "
+        raise OptionError("--lms canvas needs Canvas user IDs: grade Canvas's download (--layout canvas) or give "
                          "Canvas's gradebook export as --roster (Grades > Export)")
     if "moodle" in lms and roster_kind is None:
-        raise ValueError("--lms moodle needs --roster: Moodle's import finds students by email, ID number or "
+        raise OptionError("--lms moodle needs --roster: Moodle's import finds students by email, ID number or "
                          "username, which only the roster has (Moodle: Grades > Export > Plain text file)")
 
 

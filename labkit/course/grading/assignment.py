@@ -11,8 +11,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.course.intake.repair import nbgrader_meta
 from labkit.course.nbgrader import jupyter_env, run_nbgrader, write_course_config
-from labkit.course.repair import nbgrader_meta
+from labkit.errors import OptionError
 
 
 @dataclass
@@ -50,7 +51,7 @@ def build_template(run: Path, solutions: Path, assignment: str) -> Template:
     """``run/template``: the solutions in ``source/<assignment>/``, then ``nbgrader generate_assignment``."""
     sources = sorted(solutions.glob("*.ipynb"))
     if not sources:
-        raise ValueError(f"no notebooks in {solutions}")
+        raise OptionError(f"no notebooks in {solutions}")
     course = run / "template"
     (course / "source" / assignment).mkdir(parents=True)
     for path in sources:
@@ -64,7 +65,7 @@ def template_from_course(course: Path) -> Template:
     """The template of a course kept with ``--keep`` (its one assignment; no instructor versions)."""
     assignments = [p.name for p in (course / "source").iterdir() if p.is_dir()]
     if len(assignments) != 1:
-        raise ValueError(f"{course}/source/ must hold exactly one assignment")
+        raise OptionError(f"{course}/source/ must hold exactly one assignment")
     names = sorted(p.stem for p in (course / "release" / assignments[0]).glob("*.ipynb"))
     return _read_course(course, assignments[0], names, with_source=False)
 

@@ -3,7 +3,7 @@
 Owns: :data:`LAYOUTS`, :func:`detect_layout` and :func:`read_submissions`.
 
 - ``folders`` (alias ``moodle``): one folder or zip per student, read by
-  :func:`labkit.course.submissions.find_submissions`. Moodle's
+  :func:`labkit.course.intake.submissions.find_submissions`. Moodle's
   ``Full Name_12345_assignsubmission_file_`` gives the name and the
   participant number; a GitHub Classroom clone (``lab-alice`` with a
   ``.git`` folder) gives the user name after the assignment's prefix.
@@ -14,7 +14,7 @@ Owns: :data:`LAYOUTS`, :func:`detect_layout` and :func:`read_submissions`.
   (``1_pca-1.ipynb``): the highest counter is graded, and the row says so.
 
 Nothing here runs or writes anything; files are read with the budgets of
-:mod:`labkit.course.submissions`.
+:mod:`labkit.course.intake.submissions`.
 """
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.course import unzip
-from labkit.course.submissions import (ARCHIVE_ERRORS, SKIP_PARTS, Submission, add_entry, file_chunks,
-                                       find_submissions, number_duplicates, open_regular, safe_student_id)
+from labkit.course.intake import unzip
+from labkit.errors import OptionError
+from labkit.course.intake.submissions import (ARCHIVE_ERRORS, SKIP_PARTS, Submission, add_entry, file_chunks,
+                                              find_submissions, number_duplicates, open_regular, safe_student_id)
 
 LAYOUTS = ("auto", "folders", "moodle", "canvas")
 CANVAS_NAME = re.compile(r"^(?P<name>[^_/]+)_(?:(?P<late>LATE)_)?(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>[^/]+)$")
@@ -67,7 +68,7 @@ def detect_layout(folder: str | os.PathLike) -> str:
     """``canvas`` when a top-level notebook (or the one zip's) is named as Canvas names them, else ``folders``."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"no submissions folder {folder}")
+        raise OptionError(f"no submissions folder {folder}")
     flat = [p for p in folder.iterdir() if _visible(p.name) and p.is_file() and not p.is_symlink()]
     if any(CANVAS_NAME.match(p.name) and p.suffix.lower() == ".ipynb" for p in flat) or _canvas_zip(folder):
         return "canvas"
@@ -79,7 +80,7 @@ def read_submissions(folder: str | os.PathLike, layout: str = "auto",
     """(Submissions sorted by student id, the layout read). ``expected``: the assignment's notebook
     names (without .ipynb); a Canvas counter is never stripped from one of them (``part-2``)."""
     if layout not in LAYOUTS:
-        raise ValueError(f"--layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+        raise OptionError(f"--layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
     layout = detect_layout(folder) if layout == "auto" else layout
     if layout == "canvas":
         return _read_canvas(Path(folder), set(expected or ())), layout

@@ -27,7 +27,7 @@ grading, a gradebook, data or the instructor's git history.
 
 Every file is built in memory and scanned (:func:`scan`) before anything is
 written: no line of a solution region, written model answer or hidden test
-(``labkit.course.leaks``) may appear in any of them, unless
+(``labkit.course.release.leaks``) may appear in any of them, unless
 ``solutions/public-lines.toml`` lists it as a line the ``labkit`` package
 already shows. On a leak nothing is written and the file and line are named.
 DIR is created, or is empty, or is a git checkout of the student repository:
@@ -48,11 +48,12 @@ import time
 from pathlib import Path
 
 from labkit.cli import add_command
-from labkit.course import release
-from labkit.course.leaks import leaks_in_lines, line_key, secret_lines
 from labkit.course.paths import require_project_root
-from labkit.course.student_repo import DISTRIBUTION, StudentRepo, badge, tomllib
-from labkit.course.student_repo import load as load_student_repo
+from labkit.course.release import notebooks as release
+from labkit.course.release.leaks import leaks_in_lines, line_key, secret_lines
+from labkit.course.release.student_repo import DISTRIBUTION, StudentRepo, badge, tomllib
+from labkit.course.release.student_repo import load as load_student_repo
+from labkit.errors import ReleaseError
 
 README_TEMPLATE = "docs/student-README.md"
 PUBLIC_LINES = "solutions/public-lines.toml"
@@ -77,7 +78,7 @@ results/
 """
 
 
-class PublishError(RuntimeError):
+class PublishError(ReleaseError):
     """The student repository could not be published; the message says why and what to do."""
 
 

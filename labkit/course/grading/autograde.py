@@ -49,18 +49,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from labkit.course import sandbox
-from labkit.course.assignment import build_template
-from labkit.course.exports import check_lms, outputs_from_course, save_students, write_outputs
-from labkit.course.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
-from labkit.course.layouts import LAYOUTS, read_submissions
+from labkit.course.grading.assignment import build_template
+from labkit.course.grading.exports import check_lms, outputs_from_course, save_students, write_outputs
+from labkit.course.grading.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
+from labkit.course.grading.progress import Progress
+from labkit.course.grading.records import Options, Row, Run
+from labkit.course.grading.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
+from labkit.course.grading.student import grade_student
+from labkit.course.intake.layouts import LAYOUTS, read_submissions
+from labkit.course.intake.roster import apply_roster, read_roster
+from labkit.course.intake.submissions import Submission
 from labkit.course.nbgrader import ASSIGNMENT
 from labkit.course.paths import require_project_root
-from labkit.course.progress import Progress
-from labkit.course.roster import apply_roster, read_roster
-from labkit.course.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
-from labkit.course.student import Options, Row, Run, grade_student
-from labkit.course.submissions import Submission
+from labkit.course.sandbox import prepare as sandbox
+from labkit.errors import OptionError
 
 def autograde(
     submissions: str | os.PathLike,
@@ -82,19 +84,19 @@ def autograde(
     ``out/feedback/`` and ``out/logs/``. ``roster``: a CSV of the class (``roster_columns``: its
     ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
     rows. ``scheduler``: a Dask scheduler's address; each student is graded on its workers
-    (:mod:`labkit.course.cluster`) instead of ``options.jobs`` at a time here.
+    (:mod:`labkit.course.grading.cluster`) instead of ``options.jobs`` at a time here.
     Returns grades.csv's rows (without the header)."""
     options = options or Options()
     if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1 \
             or options.output_mb < 1:
-        raise ValueError("--timeout, --jobs, --cpu-limit and --max-output must be positive "
+        raise OptionError("--timeout, --jobs, --cpu-limit and --max-output must be positive "
                          "and --memory at least 256 (MB)")
     if solutions is None:
         solutions = require_project_root() / "solutions"
     solutions, out = Path(solutions).resolve(), Path(out).resolve()
     submissions = Path(submissions).resolve()
     if not solutions.is_dir():
-        raise ValueError(f"no solutions folder {solutions}")
+        raise OptionError(f"no solutions folder {solutions}")
     subs, layout = read_submissions(submissions, layout, sorted(p.stem for p in solutions.glob("*.ipynb")))
     class_roster = read_roster(roster, **(roster_columns or {})) if roster is not None else None
     check_lms(tuple(lms), layout, class_roster.kind if class_roster else None)
@@ -102,10 +104,10 @@ def autograde(
         subs = apply_roster(subs, class_roster)
     keep_dir = Path(keep).resolve() if keep else None
     if keep_dir is not None and keep_dir.exists() and any(keep_dir.iterdir()):
-        raise ValueError(f"--keep {keep_dir}: the folder exists and is not empty")
+        raise OptionError(f"--keep {keep_dir}: the folder exists and is not empty")
     for path, what in ((out, "--out"), (keep_dir, "--keep")):
         if path is not None and (path == submissions or submissions in path.parents):
-            raise ValueError(f"{what} {path} lies inside the submissions folder {submissions}")
+            raise OptionError(f"{what} {path} lies inside the submissions folder {submissions}")
     mode, why_not = sandbox.choose_mode(options.sandbox)
     started = time.perf_counter()
     old_umask = os.umask(0o077)  # everything in the run: private to the instructor
@@ -125,7 +127,7 @@ def autograde(
             log(f"isolation: {sandbox.describe(config, why_not)}")
 
         if scheduler:
-            from labkit.course.cluster import grade_on_cluster
+            from labkit.course.grading.cluster import grade_on_cluster
 
             results = grade_on_cluster(scheduler, subs, run, log)
         else:
@@ -194,13 +196,13 @@ def _grade_locally(subs: list[Submission], run: Run, log) -> dict[int, tuple[lis
 def _cmd_autograde(args) -> int:
     if args.from_course:
         if args.submissions:
-            raise ValueError("give either SUBMISSIONS or --from-course, not both")
+            raise OptionError("give either SUBMISSIONS or --from-course, not both")
         table = export(args.from_course, args.out)
         for path in outputs_from_course(args.from_course, args.out, table):
             print(f"wrote {path}")
         return 0
     if not args.submissions:
-        raise ValueError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
+        raise OptionError("SUBMISSIONS is required (a folder with one folder or .zip per student)")
     options = Options(assignment=args.assignment, timeout=args.timeout, memory_mb=args.memory,
                       cpu_seconds=args.cpu_limit, jobs=args.jobs, sandbox=args.sandbox, output_mb=args.max_output)
     columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}

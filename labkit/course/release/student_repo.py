@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from labkit.data import project_root
+from labkit.errors import OptionError
 
 # The distribution name on PyPI ("labkit" there is someone else's package); the import name stays labkit.
 DISTRIBUTION = "labkit-vae"
@@ -45,7 +46,7 @@ _GITHUB_RE = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+
 _BRANCH_RE = re.compile(r"[A-Za-z0-9_./-]+")
 
 
-class ConfigError(ValueError):
+class ConfigError(OptionError):
     """``[tool.labkit]`` in pyproject.toml is malformed; the message names the setting and the fix."""
 
 

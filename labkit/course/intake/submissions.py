@@ -23,7 +23,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit.course import unzip
+from labkit.course.intake import unzip
+from labkit.errors import OptionError, SubmissionError
 
 MAX_NOTEBOOK_BYTES = 100 << 20
 MAX_SUBMISSION_BYTES = 500 << 20  # all of one student's notebooks and nested zips: a zip bomb stops here
@@ -39,7 +40,7 @@ class Submission:
     nbytes: int = 0                                        # bytes read, against MAX_SUBMISSION_BYTES
     path: Path | None = None                               # the folder or zip, until read_submission
     read: bool = False                                     # whether files holds what path holds
-    # what the platform and the roster say (labkit.course.layouts, labkit.course.roster)
+    # what the platform and the roster say (labkit.course.intake.layouts, labkit.course.intake.roster)
     name: str = ""                                         # the student's name, where known
     platform_id: str = ""                                  # Canvas user id, Moodle participant, GitHub user
     late: bool = False                                     # the platform marked a graded file late
@@ -85,12 +86,12 @@ def open_regular(path: Path):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise ValueError("a symbolic link (never followed)") from None
+            raise SubmissionError("a symbolic link (never followed)") from None
         raise
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise ValueError(f"{_kind(mode)}, not a regular file (refused)")
+        raise SubmissionError(f"{_kind(mode)}, not a regular file (refused)")
     return os.fdopen(fd, "rb")
 
 
@@ -144,9 +145,9 @@ def _add(sub: Submission, rel: str, size: int, chunks) -> None:
 
 
 def add_entry(sub: Submission, rel: str, size: int, chunks) -> bool:
-    """One file of a submission read by a layout (labkit.course.layouts): a notebook or a zip of
+    """One file of a submission read by a layout (labkit.course.intake.layouts): a notebook or a zip of
     them, under the same budgets as a folder's files. ``chunks(cap)`` gives its bytes in pieces
-    (:func:`file_chunks`, :func:`labkit.course.unzip.iter_member`). False: neither kind."""
+    (:func:`file_chunks`, :func:`labkit.course.intake.unzip.iter_member`). False: neither kind."""
     if not rel.lower().endswith((".ipynb", ".zip")):
         return False
     _add(sub, rel, size, chunks)
@@ -218,7 +219,7 @@ def find_submissions(folder: str | os.PathLike, read: bool = True) -> list[Submi
     With ``read=False`` the files are read later, one student at a time (:func:`read_submission`)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ValueError(f"no submissions folder {folder}")
+        raise OptionError(f"no submissions folder {folder}")
     subs = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or entry.name in SKIP_PARTS:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit.course.repair import nbgrader_meta
+from labkit.course.intake.repair import nbgrader_meta
 
 ACTIVE = ("application/javascript", "text/javascript", "image/svg+xml")
 CLEANED = ("text/html", "text/markdown")

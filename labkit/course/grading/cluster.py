@@ -5,21 +5,21 @@ at most a window of them read and in flight at once, results kept once per
 student) and :func:`grade_task` (the worker side). A task carries everything
 the worker needs: the submission's bytes (read on the instructor's machine),
 the template course (a tar, scattered once to every worker) and the
-:class:`~labkit.course.student.Options`; it returns the rows, the student's
+:class:`~labkit.course.grading.records.Options`; it returns the rows, the student's
 course folder (gradebook and autograded notebooks, as a tar) and the log. A
 worker never sees the instructor's checkout or the submissions folder. It
 needs the same Python environment (labkit with its ``grading`` extra, torch)
 and, for the real lab, MNIST in its own ``LABKIT_DATA``.
 
-On each worker the run is set up once (:mod:`labkit.course.runsetup`, the same
+On each worker the run is set up once (:mod:`labkit.course.grading.runsetup`, the same
 code as a local run: run folder, sandbox probe, uid range as root, MNIST cache)
-and every student is graded by :func:`labkit.course.student.grade_student`,
+and every student is graded by :func:`labkit.course.grading.student.grade_student`,
 the same function as locally, in the same sandbox.
 
 Faults: a worker that dies while grading a student makes the scheduler run
 that task on another worker (Dask's ``distributed.scheduler.allowed-failures``,
 3 by default); a task that still fails becomes that student's rows with the
-reason. The scheduler going away raises ValueError before anything is written.
+reason. The scheduler going away raises GradingError before anything is written.
 """
 from __future__ import annotations
 
@@ -37,13 +37,15 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from labkit.course import sandbox
-from labkit.course.assignment import Template
-from labkit.course.progress import Progress
-from labkit.course.repair import short
-from labkit.course.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
-from labkit.course.student import Options, Row, Run, grade_student
-from labkit.course.submissions import Submission, read_submission
+from labkit.course.grading.assignment import Template
+from labkit.course.grading.progress import Progress
+from labkit.course.grading.records import Options, Row, Run
+from labkit.course.grading.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
+from labkit.course.grading.student import grade_student
+from labkit.course.intake.repair import short
+from labkit.course.intake.submissions import Submission, read_submission
+from labkit.course.sandbox import prepare as sandbox
+from labkit.errors import GradingError, OptionError
 
 WINDOW_PER_THREAD = 2  # submissions read and in flight per worker thread (the bytes wait on the workers)
 CONNECT_TIMEOUT = "30s"
@@ -135,8 +137,8 @@ def _failed(sub: Submission, template: Template, error: BaseException) -> tuple[
     return [Row(sub.student, nb, reason) for nb in template.notebooks], None, f"labkit: {reason}\n{error!r}"
 
 
-def _gone(address: str, error: BaseException) -> ValueError:
-    return ValueError(f"the Dask scheduler at {address} went away while grading ({type(error).__name__}: "
+def _gone(address: str, error: BaseException) -> GradingError:
+    return GradingError(f"the Dask scheduler at {address} went away while grading ({type(error).__name__}: "
                       f"{short(str(error), 200)}); nothing was written: start the scheduler again and rerun")
 
 
@@ -146,12 +148,12 @@ def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, 
     try:
         from distributed import Client, as_completed
     except ImportError as e:
-        raise ValueError("--scheduler needs Dask: pip install 'labkit[cluster]' (dask and distributed)") from e
+        raise OptionError("--scheduler needs Dask: pip install 'labkit[cluster]' (dask and distributed)") from e
     template = run.template
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False, **(client_options or {}))
     except (OSError, TimeoutError) as e:
-        raise ValueError(f"--scheduler {address}: cannot reach a Dask scheduler there ({e})") from e
+        raise OptionError(f"--scheduler {address}: cannot reach a Dask scheduler there ({e})") from e
     results: dict[int, tuple[list[Row], Path | None, str]] = {}
     progress = Progress(len(subs), where=f"Dask {address}")
     try:
@@ -215,6 +217,6 @@ def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, 
             pass
     missing = [subs[i].student for i in range(len(subs)) if i not in results]
     if missing:  # as_completed ended without them: only when the scheduler went away
-        raise ValueError(f"the Dask scheduler at {address} stopped answering; {len(missing)} students "
+        raise GradingError(f"the Dask scheduler at {address} stopped answering; {len(missing)} students "
                          f"ungraded ({', '.join(missing[:5])}...); nothing was written")
     return results

@@ -1,21 +1,22 @@
 """Confine the Jupyter kernel that runs a student's notebook while labkit autogrades.
 
-Owns: choosing the mode (:func:`choose_mode`), the per-student configuration
-and kernelspec (:func:`make_config`, :func:`write_config`), and the wrapper
-that starts, limits and ends each kernel (:func:`launch`).
+Owns: the wrapper that starts, limits and ends each kernel (:func:`launch`), and
+how a process is started in the sandbox (:func:`start_confined`, which the grading side's
+probe, :func:`labkit.course.sandbox.prepare.check`, uses too). The mode, the
+per-student configuration and the kernelspec are :mod:`labkit.course.sandbox.prepare`'s.
 
 Each student's throwaway grading course gets its own kernelspec,
 ``labkit-sandbox`` (nbgrader selects it with ``c.Execute.kernel_name``), whose
 command is this module::
 
-    python -m labkit.course.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]
+    python -m labkit.course.sandbox.wrapper kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]
 
 This wrapper runs *outside* the sandbox, as the instructor. It
 
 1. makes a fresh folder ``<scratch>/k-XXXX/`` for the kernel: ``work/`` is
    its working folder and home, the only place it may write (with its socket
    folder, below);
-2. starts ``python -m labkit.course.kernel`` (IPython's kernel, :mod:`labkit.course.kernel`)
+2. starts ``python -m labkit.course.sandbox.kernel`` (IPython's kernel, :mod:`labkit.course.sandbox.kernel`)
    in a clean environment
    (``LABKIT_GRADING=1``, ``MPLBACKEND=Agg``, one BLAS thread, no CUDA, none of
    the instructor's variables) under resource limits: ``RLIMIT_AS`` (address
@@ -44,7 +45,7 @@ a per-student folder, never over the network. Two modes (:func:`choose_mode`):
            on this machine and reach the network.
 
 As root, in both modes, each kernel runs as a fresh unprivileged uid of its
-own (:mod:`labkit.course.uids`), never as uid 0 on the host: bubblewrap is
+own (:mod:`labkit.course.sandbox.uids`), never as uid 0 on the host: bubblewrap is
 started *as* that uid (unprivileged user namespaces), and the folders it
 binds are handed to it as open file descriptors, so a Python environment in
 a folder only root can enter (``/root``) still works. When the kernel ends,
@@ -65,115 +66,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit.course import uids
-from labkit.course.bwrap import bwrap_argv, probe_bwrap
+from labkit.course.sandbox import mounts, reaping, uids
+from labkit.course.sandbox.bwrap import bwrap_argv
 
-KERNEL_NAME = "labkit-sandbox"
-MODES = ("bwrap", "basic")
 MAX_PROCESSES = 256  # RLIMIT_NPROC of a kernel's own uid (as root): processes and threads together
-
-
-# --------------------------------------------------------------------------- what this machine offers
-
-
-def choose_mode(requested: str = "auto") -> tuple[str, str | None]:
-    """(mode, why bwrap is not used or None) for ``requested`` in auto, bwrap, basic.
-
-    ``auto`` takes ``bwrap`` when it works here, else ``basic``; asking for
-    ``bwrap`` where it does not work is an error (ValueError).
-    """
-    if requested not in ("auto", *MODES):
-        raise ValueError(f"unknown sandbox {requested!r}: choose auto, bwrap or basic")
-    if requested == "basic":
-        return "basic", "--sandbox basic"
-    problem = probe_bwrap()
-    if problem is None:
-        return "bwrap", None
-    if requested == "bwrap":
-        raise ValueError(f"--sandbox bwrap: {problem}")
-    return "basic", problem
-
-
-def describe(config: dict, why_not_bwrap: str | None = None) -> str:
-    """One line saying what the kernels' sandbox isolates."""
-    if config["mode"] == "bwrap":
-        return ("bubblewrap sandbox: no network; system, Python and labkit read-only; solutions, gradebooks, "
-                "submissions and other students invisible; only the kernel's own folder writable")
-    because = f" ({why_not_bwrap})" if why_not_bwrap else ""  # why bwrap is not used
-    if config.get("user"):
-        return (f"basic{because}: limits, every kernel runs as a fresh unprivileged uid (grading folders and other "
-                "kernels unreachable to it, its processes killed when it ends); it can read whatever is "
-                "world-readable here, the checkout's solutions/ included, and reach the network")
-    return (f"basic{because}: limits only, one student at a time; student code runs as you and can read your "
-            "files, the solutions and the gradebooks: install bubblewrap (see docs/instructors.md)")
-
-
-# --------------------------------------------------------------------------- set-up (grading side)
-
-
-def python_dirs() -> list[str]:
-    """Folders the kernel's Python needs, read-only: its prefixes, its import path and labkit's
-    package (never the checkout around it, which holds solutions/ and .git)."""
-    import labkit
-
-    proc = subprocess.run([sys.executable, "-s", "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
-                          capture_output=True, text=True, cwd="/", timeout=120)
-    entries = json.loads(proc.stdout) if proc.returncode == 0 else list(sys.path)
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    dirs.update(os.path.abspath(e) for e in entries if e and os.path.isdir(e))
-    package = Path(labkit.__file__).resolve().parent
-    dirs.add(str(package))
-    dirs.discard(str(package.parent))
-    return sorted(dirs)
-
-
-def make_config(*, mode: str, scratch: str | os.PathLike, ipc_dir: str | os.PathLike, record: str | os.PathLike,
-                memory_mb: int, cpu_seconds: int, wall_seconds: int, threads: int, env: dict[str, str],
-                readable: list[str], hidden: list[str], user: tuple[int, int] | None) -> dict:
-    """The wrapper's configuration for the kernels of one student (see :func:`launch`).
-
-    ``scratch``: where per-kernel folders go; ``ipc_dir``: the folder for the
-    kernel's sockets; ``record``: the file that gets one JSON line per kernel
-    on how it ended; ``readable``: folders the kernel reads besides the
-    system's (bwrap); ``hidden``: paths to cover should they lie inside
-    something readable (bwrap); ``user``: (first uid, count), the range each
-    kernel takes a fresh uid from (labkit as root: :func:`uids.reserved_range`),
-    else None (the kernel runs as labkit's user).
-    """
-    return {
-        "mode": mode,
-        "scratch": str(scratch),
-        "ipc_dir": str(ipc_dir),
-        "record": str(record),
-        "memory_bytes": int(memory_mb) << 20,
-        "cpu_seconds": int(cpu_seconds),
-        "wall_seconds": int(wall_seconds),
-        "file_bytes": max(int(memory_mb), 256) << 20,
-        "threads": int(threads),
-        "env": dict(env),
-        "readable": sorted(set(readable)),
-        "hidden": sorted(set(hidden)),
-        "user": list(user) if user else None,
-    }
-
-
-def write_config(course_dir: str | os.PathLike, config: dict) -> Path:
-    """``<course>/sandbox.json`` and the kernelspec ``<course>/jupyter/kernels/labkit-sandbox``
-    (run nbgrader with ``JUPYTER_PATH=<course>/jupyter``). Returns the config file."""
-    course = Path(course_dir)
-    path = course / "sandbox.json"
-    path.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
-    spec_dir = course / "jupyter" / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": [sys.executable, "-m", "labkit.course.sandbox", "kernel", str(path.resolve()), "-f", "{connection_file}"],
-        "display_name": "Python 3 (labkit grading sandbox)",
-        "language": "python",
-        # interrupts travel as messages on the control channel: no signal has to cross the sandbox
-        "interrupt_mode": "message",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
-    return path
 
 
 def hand_over(path: str | os.PathLike, uid: int | None, mode: int = 0o700) -> None:
@@ -208,7 +104,7 @@ def _kernel_env(config: dict, work: Path) -> dict[str, str]:
     return env
 
 
-def _limits(config: dict, uid: int | None, view: uids.View | None):
+def _limits(config: dict, uid: int | None, view: mounts.View | None):
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -228,7 +124,7 @@ def _limits(config: dict, uid: int | None, view: uids.View | None):
     return preexec
 
 
-def _kernel_folder(config: dict, uid: int | None) -> tuple[Path, Path]:
+def kernel_folder(config: dict, uid: int | None) -> tuple[Path, Path]:
     kdir = Path(tempfile.mkdtemp(prefix="k-", dir=config["scratch"]))
     work = kdir / "work"
     (work / ".tmp").mkdir(parents=True)
@@ -240,17 +136,18 @@ def _kernel_folder(config: dict, uid: int | None) -> tuple[Path, Path]:
     return kdir, work
 
 
-def _kernel_user(config: dict):
+def kernel_user(config: dict):
     """The context that holds the kernel's own uid (as root), or yields None."""
     import contextlib
 
     return uids.KernelUser(config["user"]) if config.get("user") else contextlib.nullcontext(None)
 
 
-def _start(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list[str], writable: list[Path], run, **kw):
+def start_confined(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list[str], writable: list[Path],
+                   run, **kw):
     """``run(argv, ...)`` (Popen or subprocess.run) for ``cmd`` in the sandbox, as ``uid``."""
     env = _kernel_env(config, work)
-    view = uids.View([*config["readable"], kdir, *writable]) if uid is not None else None
+    view = mounts.View([*config["readable"], kdir, *writable]) if uid is not None else None
     if config["mode"] == "bwrap":
         cmd = bwrap_argv(config, [kdir, *writable], work, cmd, env)
     return run(cmd, env=env, cwd="/" if config["mode"] == "bwrap" else work, preexec_fn=_limits(config, uid, view),
@@ -284,18 +181,18 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
         return 2
     # Interrupts reach the kernel as messages; the wrapper ignores SIGINT and passes SIGTERM on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    uids.become_subreaper()
-    with _kernel_user(config) as uid:
-        kdir, work = _kernel_folder(config, uid)
+    reaping.become_subreaper()
+    with kernel_user(config) as uid:
+        kdir, work = kernel_folder(config, uid)
         try:
             conn = kdir / "connection.json"
             conn.write_text(json.dumps(info))
             hand_over(conn, uid, 0o400)
             hand_over(config["ipc_dir"], uid)  # this kernel's sockets go there; the last kernel's uid is gone
             line = _run_kernel(config, uid, kdir, work,
-                               [sys.executable, "-m", "labkit.course.kernel", "-f", str(conn), *extra])
+                               [sys.executable, "-m", "labkit.course.sandbox.kernel", "-f", str(conn), *extra])
         finally:
-            uids.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
+            reaping.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
             shutil.rmtree(kdir, ignore_errors=True)
     with open(config["record"], "a") as f:
         f.write(json.dumps(line) + "\n")
@@ -307,7 +204,7 @@ def _run_kernel(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list
     """Start the kernel, wait for it (wall-clock limit) and say how it ended: the record's line.
     ``stopped``: the kernel was ended by nbgrader (SIGTERM to this wrapper), not by itself."""
     start, started_at = time.monotonic(), time.time()
-    proc = _start(config, uid, kdir, work, cmd, [Path(config["ipc_dir"])], subprocess.Popen)
+    proc = start_confined(config, uid, kdir, work, cmd, [Path(config["ipc_dir"])], subprocess.Popen)
     stopped = []
     signal.signal(signal.SIGTERM, lambda *_: (stopped.append(True), proc.terminate()))
     wall_killed = False
@@ -327,29 +224,11 @@ def _run_kernel(config: dict, uid: int | None, kdir: Path, work: Path, cmd: list
     return line
 
 
-def check(config: dict, timeout: float = 180) -> str | None:
-    """Start Python the way a kernel starts (same sandbox, user and limits) and import
-    ipykernel and labkit. None when that works, else the error output."""
-    try:
-        with _kernel_user(config) as uid:
-            kdir, work = _kernel_folder(config, uid)
-            try:
-                proc = _start(config, uid, kdir, work, [sys.executable, "-c", "import ipykernel.kernelapp, labkit"],
-                              [], subprocess.run, capture_output=True, text=True, timeout=timeout)
-            finally:
-                shutil.rmtree(kdir, ignore_errors=True)
-    except (OSError, subprocess.SubprocessError, RuntimeError) as e:
-        return str(e)
-    if proc.returncode != 0:
-        return (proc.stderr or proc.stdout).strip()[-1500:] or f"exit status {proc.returncode}"
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 4 and argv[0] == "kernel" and argv[2] == "-f":
         return launch(argv[1], argv[3], argv[4:])
-    print("usage: python -m labkit.course.sandbox kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]",
+    print("usage: python -m labkit.course.sandbox.wrapper kernel SANDBOX.json -f CONNECTION_FILE [kernel arguments]",
           file=sys.stderr)
     return 2
 

@@ -1,0 +1,25 @@
+"""Grading a class: the run of ``labkit autograde``, one student at a time, and what it writes.
+
+Owns:
+
+- ``autograde``    ``labkit autograde``: the run that ties the stages together
+- ``records``      the run's records: :class:`Options` (the limits an instructor sets), :class:`Row`, :class:`Run`
+- ``runsetup``     a run's set-up before its students (run folder, sandbox probe, MNIST cache), here or on a worker
+- ``assignment``   the template nbgrader course every student's grading starts from
+- ``student``      grading one student with nbgrader, every kernel in the sandbox
+- ``cluster``      ``--scheduler``: students graded as tasks on a Dask cluster's workers
+- ``progress``     students done, running and left (tqdm)
+- ``gradebook``    the class gradebook, grades.csv and the feedback pages (``--from-course`` too)
+- ``exports``      summary.csv and the Canvas and Moodle gradebook import files
+- ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
+
+May import: ``labkit.course.intake``, ``labkit.course.sandbox``, ``labkit.course.caps``,
+``labkit.course.nbgrader``, ``labkit.course.paths``, ``labkit.errors``. Nothing imports
+``grading`` but the command line (``labkit.cli``) and the rooms that build on a graded class.
+
+Room for what comes next: the class's persistent course (graded across the term, regraded
+after the formgrader) belongs here, beside ``gradebook``. The marking web page for written
+answers (``labkit mark``) gets its own subpackage, ``labkit.course.marking``, and the students'
+feedback pages and the class report theirs, ``labkit.course.report``: both read what grading
+wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them.
+"""

@@ -1,0 +1,132 @@
+"""Kernel users: when labkit grades as root, every kernel runs as a fresh unprivileged uid.
+
+Owns: the reserved uid range (:data:`FIRST_UID`, :data:`COUNT`), taking one uid
+of it for one kernel (:class:`KernelUser`: a lock file per uid, so that two
+kernels, even of two runs, never share a uid; on leaving, every process of
+the uid is ended, :func:`labkit.course.sandbox.reaping.kill_all`), removing
+what it left in the machine's world-writable folders (:func:`sweep`) and
+becoming it (:func:`drop_to`).
+
+Why: a kernel started by root that only *looks* like ``nobody`` inside
+bubblewrap is uid 0 on the host (it reads ``/etc/shadow``; a file it makes
+setuid is setuid-root), and kernels that share one uid can reach each other
+(``/proc``, connection files, sockets). A uid of its own, with no name, no
+group and no files, makes the kernel a stranger to everything on the machine
+but its own folder; and "every process of that uid" is exactly what the
+kernel left behind, so ending them all is reliable.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import shutil
+from pathlib import Path
+
+from labkit.course.sandbox.reaping import kill_all
+
+FIRST_UID = 2_000_000_000  # far above useradd's, systemd's and the usual /etc/subuid ranges
+COUNT = 1_000_000
+LOCK_DIR = Path("/run/labkit-kernel-uids")  # root's own: who holds which uid
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")  # where a kernel outside bubblewrap can leave files
+
+
+def reserved_range() -> tuple[int, int] | None:
+    """(first uid, count) kernels take their uid from when this process is root, else None."""
+    return (FIRST_UID, COUNT) if os.geteuid() == 0 else None
+
+
+def _named(uid: int) -> bool:
+    import grp
+    import pwd
+
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(uid)
+            return True
+        except KeyError:
+            pass
+    return False
+
+
+class KernelUser:
+    """``with KernelUser((first, count)) as uid:`` a uid of the range that no other kernel holds,
+    named nowhere and running nothing. On leaving: every process of it is ended, its files in
+    the world-writable folders removed, the uid released."""
+
+    def __init__(self, uid_range: tuple[int, int], lock_dir: Path = LOCK_DIR):
+        self.first, self.count = uid_range
+        self.lock_dir = lock_dir
+        self.uid: int | None = None
+        self._fd: int | None = None
+
+    def __enter__(self) -> int:
+        self.lock_dir.mkdir(mode=0o700, exist_ok=True)
+        if self.lock_dir.stat().st_uid != os.geteuid():
+            raise PermissionError(f"{self.lock_dir} is not ours: remove it")
+        rng = random.SystemRandom()
+        for _ in range(200):
+            uid = self.first + rng.randrange(self.count)
+            if _named(uid):
+                continue
+            path = self.lock_dir / str(uid)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if not path.exists() or os.fstat(fd).st_ino != path.stat().st_ino:  # released and removed meanwhile
+                os.close(fd)
+                continue
+            if not kill_all(uid):  # a leftover of a run that was killed itself: not usable
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return uid
+        raise RuntimeError(f"no free kernel uid in {self.first}..{self.first + self.count - 1}")
+
+    def __exit__(self, *exc) -> None:
+        if self.uid is None:
+            return
+        try:
+            kill_all(self.uid)
+            sweep(self.uid)
+        finally:
+            try:
+                os.unlink(self.lock_dir / str(self.uid))
+            except OSError:
+                pass
+            os.close(self._fd)
+            self.uid = self._fd = None
+
+
+def sweep(uid: int, folders=WORLD_WRITABLE) -> list[str]:
+    """Remove what ``uid`` owns at the top of the world-writable folders (basic mode's kernels
+    can write there). Call after :func:`kill_all`. Returns the paths removed."""
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if st.st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)  # never follows links
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.path)
+            except OSError:
+                pass
+    return removed
+
+
+def drop_to(uid: int, gid: int) -> None:
+    """In a child before exec: become ``uid``/``gid`` with no supplementary groups."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
