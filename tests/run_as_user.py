@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         raise SystemExit("run_as_user.py: must be started as root (it creates the user and drops to it)")
     user = ensure_user(name)
-    from labkit.course.uids import View
+    from labkit.course.sandbox.mounts import View
 
     view = View(needed_folders())
     env = dict(os.environ, HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name)
