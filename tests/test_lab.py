@@ -114,6 +114,7 @@ def test_without_data_and_internet_it_stops_at_once(tmp_path, monkeypatch, capsy
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("labkit: MNIST is not in") and "Fix it in one of three ways" in err
+    assert "--data-dir /path/to/data" in err and "root=" not in err  # the command's flag, not the library's parameter
     assert not out.exists()  # nothing was trained or written
 
 
