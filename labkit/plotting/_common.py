@@ -7,7 +7,7 @@ Private: the figure modules import it; nothing outside labkit.plotting should.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import matplotlib
 import numpy as np
