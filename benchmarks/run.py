@@ -167,8 +167,8 @@ def bench_vae_epoch(args):
 
 
 def recon_error(X, X_rec) -> float:
-    """The lab's average squared reconstruction error (labkit.lab.squared_errors, averaged)."""
-    from labkit.lab import squared_errors
+    """The lab's average squared reconstruction error (labkit.metrics.squared_errors, averaged)."""
+    from labkit.metrics import squared_errors
 
     return squared_errors(X, X_rec).mean().item()
 

@@ -9,8 +9,9 @@
 The last three are the instructor's (labkit/course/); the student repository
 that `labkit publish` writes leaves labkit/course/ out, and so these commands.
 
-A command module raises an exception; main() turns the kit's own errors
-(MNIST missing, nbgrader failing, a bad option) into one line and exit code 2.
+A command module raises an exception; main() turns the kit's own errors, every
+``labkit.errors.LabkitError`` (MNIST missing, nbgrader failing, a bad option value),
+into one line and exit code 2; any other exception keeps its traceback.
 """
 from __future__ import annotations
 
@@ -19,18 +20,23 @@ import importlib
 import sys
 import time
 
+from labkit.errors import LabkitError
+
 # Each of these modules adds its own subcommands with `register(subparsers)`.
 COMMAND_MODULES = ("labkit.lab", "labkit.course.release.notebooks", "labkit.course.grading.autograde",
                    "labkit.course.release.publish")
 
 
 def _cmd_data(args) -> int:
-    from labkit.data import data_dir, load_mnist
+    from labkit.data import MNISTNotFoundError, data_dir, load_mnist
 
     print(f"MNIST folder: {data_dir(args.data_dir) / 'MNIST' / 'raw'}")
     for split in ("train", "test"):
         t0 = time.perf_counter()
-        x, y = load_mnist(split, root=args.data_dir, download=not args.no_download)
+        try:
+            x, y = load_mnist(split, root=args.data_dir, download=not args.no_download)
+        except MNISTNotFoundError as e:
+            raise e.for_command_line("--data-dir") from None
         dt = time.perf_counter() - t0
         counts = " ".join(f"{d}:{c}" for d, c in enumerate(y.bincount(minlength=10).tolist()))
         print(
@@ -73,18 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from labkit.data import MNISTError
-
-    try:
-        from labkit.course.nbgrader import NbgraderError
-        known: tuple[type[Exception], ...] = (MNISTError, NbgraderError, ValueError)
-    except ModuleNotFoundError:  # the student repository: no labkit.course
-        known = (MNISTError, ValueError)
-
+    """Run one command: 0 when it succeeds; a LabkitError (MNIST missing, nbgrader failing, a bad
+    option value) printed as one line ``labkit: message`` on stderr, exit code 2; anything else is
+    a bug and propagates with its traceback. Usage errors exit 2 through argparse."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except known as e:
+    except LabkitError as e:
         print(f"labkit: {e}", file=sys.stderr)
         return 2
 

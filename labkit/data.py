@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labkit.errors import DataError, OptionError
+
 __all__ = [
     "MNISTError",
     "MNISTNotFoundError",
@@ -64,12 +66,22 @@ _CACHE_VERSION = 1
 _CACHE_HEADER = struct.Struct("<8sIIII QQ QQ I")
 
 
-class MNISTError(RuntimeError):
+class MNISTError(DataError):
     """MNIST could not be loaded; the message says why and how to fix it."""
 
 
 class MNISTNotFoundError(MNISTError, FileNotFoundError):
-    """The MNIST files are not where labkit looked, and could not be downloaded."""
+    """The MNIST files are not where labkit looked, and could not be downloaded.
+
+    The message names the parameter ``root=``; ``for_command_line("--data-dir")`` gives the
+    same error worded for a command, naming its flag instead."""
+
+    def __init__(self, raw: Path, missing: list[str], root, reason: str | None, flag: str | None = None):
+        super().__init__(_missing_message(raw, missing, root, reason, flag))
+        self.raw, self.missing, self.root, self.reason = raw, missing, root, reason
+
+    def for_command_line(self, flag: str) -> "MNISTNotFoundError":
+        return MNISTNotFoundError(self.raw, self.missing, self.root, self.reason, flag)
 
 
 class CorruptMNISTError(MNISTError):
@@ -102,9 +114,9 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     return _project_data_dir()
 
 
-def _where_from(root) -> str:
+def _where_from(root, flag: str | None = None) -> str:
     if root is not None:
-        return "the root argument"
+        return flag or "root="
     if os.environ.get("LABKIT_DATA"):
         return "LABKIT_DATA"
     return "the project's data/ folder"
@@ -172,17 +184,19 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     return data[head:].reshape(dims)
 
 
-def _missing_error(raw: Path, missing: list[str], root, reason: str | None) -> MNISTNotFoundError:
+def _missing_message(raw: Path, missing: list[str], root, reason: str | None, flag: str | None) -> str:
+    """What is missing where, and three fixes; the last names ``root=``, or ``flag`` on the command line."""
     folder = raw.parent.parent
-    why = f" and could not be downloaded ({reason})" if reason else " and download=False"
-    return MNISTNotFoundError(
-        f"MNIST is not in {raw} (the folder from {_where_from(root)}){why}.\n"
+    why = f" and could not be downloaded ({reason})" if reason else " and --no-download" if flag else " and download=False"
+    direct = f"{flag} /path/to/data" if flag else "load_mnist(..., root='/path/to/data')"
+    return (
+        f"MNIST is not in {raw} (the folder from {_where_from(root, flag)}){why}.\n"
         f"Missing: {', '.join(missing)}.\n"
         "Fix it in one of three ways:\n"
         f"  1. connect to the internet and run again: labkit downloads MNIST (about 55 MB) into {folder};\n"
         "  2. copy an MNIST folder (MNIST/raw/ with the four files) to this machine and set\n"
         "     LABKIT_DATA to the folder that contains MNIST/, e.g. export LABKIT_DATA=/path/to/data;\n"
-        "  3. pass that folder directly: load_mnist(..., root='/path/to/data')."
+        f"  3. pass that folder directly: {direct}."
     )
 
 
@@ -261,12 +275,12 @@ def load_mnist(split: str = "train", root=None, download: bool = True) -> tuple[
         labels: int64 tensor (N,), the digits 0..9.
 
     Raises:
-        ValueError: ``split`` is not "train" or "test".
+        OptionError (a ValueError): ``split`` is not "train" or "test".
         MNISTNotFoundError: the files are missing and cannot be downloaded.
         CorruptMNISTError: a raw file has the wrong size, checksum or header.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise OptionError(f"split must be 'train' or 'test', got {split!r}")
     folder = data_dir(root)
     raw = folder / "MNIST" / "raw"
     paths = [raw / name for name in SPLITS[split]]
@@ -274,15 +288,15 @@ def load_mnist(split: str = "train", root=None, download: bool = True) -> tuple[
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         if not download:
-            raise _missing_error(raw, missing, root, None)
+            raise MNISTNotFoundError(raw, missing, root, None)
         try:
             _download(folder, split)
         except Exception as e:  # URLError, RuntimeError, OSError ...: one clear error instead
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise _missing_error(raw, missing, root, reason) from None
+            raise MNISTNotFoundError(raw, missing, root, reason) from None
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
-            raise _missing_error(raw, missing, root, "the download left no files")
+            raise MNISTNotFoundError(raw, missing, root, "the download left no files")
 
     stats = _source_stats(paths)
     cache = _cache_dir(raw) / f"{split}.bin"

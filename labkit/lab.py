@@ -15,20 +15,18 @@ into the output folder.
 from __future__ import annotations
 
 import argparse
-import base64
-import csv
-import html
-import json
 import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from labkit.plotting import per_digit_mean
+from labkit.errors import OptionError
+from labkit.metrics import per_digit_mean, squared_errors
+from labkit.report import format_per_digit, format_table, write_figures, write_report, write_tables
 
-DIGITS = range(10)
 # --quick: 400 Adam steps per model (20000 images, batch 500, 10 epochs), the fewest with which the
 # VAE already reconstructs clearly better than PCA and gradient-trained PPCA nears its closed form.
 QUICK = dict(train_size=20000, epochs=10, iw_samples=50)
@@ -92,6 +90,34 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_from_args)
 
 
+# --------------------------------------------------------------------------- checks of the options
+
+
+def _whole(low: int, high: float = float("inf")):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+# parameter: (accepts the value, what is expected); the latent dimension is at most the 784 pixels of an image
+_LIMITS: dict[str, tuple[Callable, str]] = {
+    "latent_dim": (_whole(1, 784), "a whole number from 1 to 784 (the pixels of an image)"),
+    "epochs": (_whole(1), "a positive whole number"),
+    "batch_size": (_whole(1), "a positive whole number"),
+    "lr": (lambda v: isinstance(v, (int, float)) and 0 < v < float("inf"), "a positive number"),
+    "seed": (_whole(0), "a whole number >= 0"),
+    "train_size": (lambda v: v is None or _whole(1)(v), "a positive whole number (or None: all 60000)"),
+    "iw_samples": (_whole(1), "a positive whole number"),
+}
+
+
+def check_options(options: dict, *, flags: bool = False) -> None:
+    """Raise OptionError for the first value out of range, named as a parameter (``latent_dim=``)
+    or, with ``flags=True``, as the command line's flag (``--latent-dim``)."""
+    for name, value in options.items():
+        if name in _LIMITS and not _LIMITS[name][0](value):
+            spelled = "--" + name.replace("_", "-") if flags else f"{name}="
+            raise OptionError(f"{spelled} must be {_LIMITS[name][1]}, got {value!r}")
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -107,11 +133,6 @@ class ModelResult:
     history: dict = field(default_factory=dict)
 
 
-def squared_errors(X: torch.Tensor, X_rec: torch.Tensor) -> torch.Tensor:
-    """Squared reconstruction error of each image, summed over its 784 pixels: (N,)."""
-    return ((X - X_rec) ** 2).sum(dim=1)
-
-
 def _chunked(fn, X: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(X[i : i + chunk]) for i in range(0, len(X), chunk)])
@@ -121,6 +142,105 @@ def _reconstruction(result: ModelResult, reconstruct, X, y) -> None:
     err = squared_errors(X, _chunked(reconstruct, X).to(X.device)).cpu()
     result.recon_error = err.mean().item()
     result.recon_error_per_digit = per_digit_mean(err.double(), y.cpu()).tolist()
+
+
+# --------------------------------------------------------------------------- the models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of ``labkit lab``: how it is built and trained, what is measured, which figures show it.
+
+    ``build(latent_dim, data_dim)`` makes it after ``torch.manual_seed(seed)``; a model with a
+    ``desc`` is trained by ``labkit.train.fit`` (``desc`` labels the progress bar), one without
+    by its own closed-form ``model.fit(X)``. ``log_likelihood(model, x, iw_samples)`` (nats per
+    image) and the ELBO are estimated after ``torch.manual_seed(seed)``, in chunks of ``chunk``
+    images, on the training device when ``on_device``, else on the CPU.
+    """
+
+    name: str
+    build: Callable[[int, int], torch.nn.Module]
+    desc: str | None = None
+    on_device: bool = False
+    reconstructs: bool = True
+    log_likelihood: Callable | None = None
+    log_likelihood_kind: Callable[[torch.nn.Module, int], str] | None = None
+    chunk: int = 2000
+    elbo: bool = False
+    encode: Callable | None = None  # (model, X) -> Z (N, M): an encodings figure
+    in_reconstructions: bool = False  # a row of the reconstructions figure
+    samples: bool = False  # samples at three temperatures (and the latent grid when M = 2)
+
+
+def _models():
+    from labkit.models import PCA, PPCA, VAE, NonlinearModel
+
+    exact = lambda model, iw: "exact"
+    return (
+        ModelSpec("PCA", lambda M, D: PCA(M),
+                  encode=lambda m, x: m.encode(x), in_reconstructions=True),
+        ModelSpec("PPCA (closed form)", lambda M, D: PPCA(M, data_dim=D),
+                  log_likelihood=lambda m, x, iw: m.log_likelihood(x), log_likelihood_kind=exact,
+                  encode=lambda m, x: m.encode(x)[0], in_reconstructions=True, samples=True),
+        ModelSpec("PPCA (gradient)", lambda M, D: PPCA(M, data_dim=D), desc="PPCA",
+                  log_likelihood=lambda m, x, iw: m.log_likelihood(x), log_likelihood_kind=exact),
+        ModelSpec("Nonlinear model", lambda M, D: NonlinearModel(latent_dim=M, data_dim=D), desc="Nonlinear",
+                  on_device=True, reconstructs=False,
+                  log_likelihood=lambda m, x, iw: m.log_likelihood(x),
+                  log_likelihood_kind=lambda m, iw: f"Monte Carlo, K={m.n_samples} prior samples", samples=True),
+        ModelSpec("VAE", lambda M, D: VAE(latent_dim=M, data_dim=D), desc="VAE", on_device=True, elbo=True,
+                  log_likelihood=lambda m, x, iw: m.log_likelihood(x, n_samples=iw), chunk=500,
+                  log_likelihood_kind=lambda m, iw: f"importance-weighted, K={iw}",
+                  encode=lambda m, x: m.encode(x)[0], in_reconstructions=True, samples=True),
+    )
+
+
+#: The models of ``labkit lab``, in the order of its table.
+MODELS: tuple[ModelSpec, ...] = _models()
+
+
+def _train(spec: ModelSpec, X, Xt, latent_dim: int, seed: int, budget: dict):
+    """(model, result): the model built and trained, the result with its training time (and losses)."""
+    from labkit.train import fit
+
+    torch.manual_seed(seed)
+    result = ModelResult(spec.name)
+    model = spec.build(latent_dim, X.shape[1])
+    if spec.desc is None:
+        t0 = time.perf_counter()
+        model.fit(X)
+        result.train_seconds = time.perf_counter() - t0
+        return model, result
+    hist = fit(model, X, X_test=Xt, desc=spec.desc, seed=seed, **budget)
+    result.train_seconds = hist.seconds
+    result.history = {"train_loss": list(hist.train_loss), "test_loss": list(hist.test_loss)}
+    return (model.eval() if spec.on_device else model.cpu().eval()), result
+
+
+def _evaluate(spec: ModelSpec, model, result: ModelResult, Xt, yt, seed: int, iw_samples: int) -> None:
+    """The test measures of ``spec`` into ``result``: reconstruction error, ELBO, log-likelihood."""
+    if spec.reconstructs:
+        _reconstruction(result, model.reconstruct, Xt, yt)
+    if spec.elbo:
+        torch.manual_seed(seed)
+        result.elbo = _chunked(model.elbo, Xt).mean().item()
+    if spec.log_likelihood is not None:
+        torch.manual_seed(seed)
+        result.log_likelihood = _chunked(lambda x: spec.log_likelihood(model, x, iw_samples), Xt,
+                                         chunk=spec.chunk).mean().item()
+        result.log_likelihood_kind = spec.log_likelihood_kind(model, iw_samples)
+
+
+def _load(data_dir, train_size, log, latent_dim, device):
+    """(X, y, X_test, y_test) of MNIST, the training set cut to ``train_size``; fails at once when data is missing."""
+    from labkit.data import load_mnist
+
+    X, y = load_mnist("train", root=data_dir)
+    Xt, yt = load_mnist("test", root=data_dir)
+    if train_size is not None:
+        X, y = X[:train_size], y[:train_size]
+    log(f"MNIST: {len(X)} training and {len(Xt)} test images; latent dimension {latent_dim}; device {device}")
+    return X, y, Xt, yt
 
 
 # --------------------------------------------------------------------------- the run
@@ -140,86 +260,26 @@ def run(
     iw_samples: int = 200,
     progress: bool = True,
     log=print,
+    models: tuple[ModelSpec, ...] = MODELS,
 ) -> dict:
-    """Train every model, write table, figures and report into ``out``; return the summary dict."""
-    from labkit.data import load_mnist
-    from labkit.models import PCA, PPCA, VAE, NonlinearModel
-    from labkit.train import fit
+    """Train every model of ``models``, write table, figures and report into ``out``; return the summary dict.
 
+    Raises OptionError for a value out of range (naming the parameter), ``labkit.data.MNISTError``
+    when MNIST cannot be loaded (before any training)."""
+    check_options(dict(latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                       train_size=train_size, iw_samples=iw_samples))
     device = torch.device(device)
     started = time.perf_counter()
-    X, y = load_mnist("train", root=data_dir)  # fails at once, before any work, when data is missing
-    Xt, yt = load_mnist("test", root=data_dir)
-    if train_size is not None:
-        X, y = X[:train_size], y[:train_size]
-    log(f"MNIST: {len(X)} training and {len(Xt)} test images; latent dimension {latent_dim}; device {device}")
-    Xt_dev = Xt.to(device)
-    budget = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, progress=progress)
+    X, y, Xt, yt = _load(data_dir, train_size, log, latent_dim, device)
+    test_on = {"cpu": (Xt, yt), "device": (Xt.to(device), yt.to(device))}
+    budget = dict(epochs=epochs, batch_size=batch_size, lr=lr, device=device, progress=progress)
     results: list[ModelResult] = []
-    models = {}
-
-    # PCA ------------------------------------------------------------------
-    torch.manual_seed(seed)
-    r = ModelResult("PCA")
-    t0 = time.perf_counter()
-    pca = PCA(latent_dim).fit(X)
-    r.train_seconds = time.perf_counter() - t0
-    _reconstruction(r, pca.reconstruct, Xt, yt)
-    results.append(r)
-    models["PCA"] = pca
-
-    # PPCA, closed form ----------------------------------------------------
-    r = ModelResult("PPCA (closed form)")
-    t0 = time.perf_counter()
-    ppca = PPCA(latent_dim, data_dim=X.shape[1]).fit(X)
-    r.train_seconds = time.perf_counter() - t0
-    _reconstruction(r, ppca.reconstruct, Xt, yt)
-    r.log_likelihood = _chunked(ppca.log_likelihood, Xt).mean().item()
-    r.log_likelihood_kind = "exact"
-    results.append(r)
-    models["PPCA (closed form)"] = ppca
-
-    # PPCA, gradient-trained ---------------------------------------------
-    torch.manual_seed(seed)
-    r = ModelResult("PPCA (gradient)")
-    ppca_sgd = PPCA(latent_dim, data_dim=X.shape[1])
-    hist = fit(ppca_sgd, X, X_test=Xt, desc="PPCA", **budget)
-    ppca_sgd = ppca_sgd.cpu().eval()
-    r.train_seconds, r.history = hist.seconds, _history(hist)
-    _reconstruction(r, ppca_sgd.reconstruct, Xt, yt)
-    r.log_likelihood = _chunked(ppca_sgd.log_likelihood, Xt).mean().item()
-    r.log_likelihood_kind = "exact"
-    results.append(r)
-    models["PPCA (gradient)"] = ppca_sgd
-
-    # Nonlinear decoder model ----------------------------------------------
-    torch.manual_seed(seed)
-    r = ModelResult("Nonlinear model")
-    nonlinear = NonlinearModel(latent_dim=latent_dim, data_dim=X.shape[1])
-    hist = fit(nonlinear, X, X_test=Xt, desc="Nonlinear", **budget)
-    nonlinear = nonlinear.eval()
-    r.train_seconds, r.history = hist.seconds, _history(hist)
-    torch.manual_seed(seed)
-    r.log_likelihood = _chunked(nonlinear.log_likelihood, Xt_dev).mean().item()
-    r.log_likelihood_kind = f"Monte Carlo, K={nonlinear.n_samples} prior samples"
-    results.append(r)
-    models["Nonlinear model"] = nonlinear.cpu()
-
-    # VAE -----------------------------------------------------------------
-    torch.manual_seed(seed)
-    r = ModelResult("VAE")
-    vae = VAE(latent_dim=latent_dim, data_dim=X.shape[1])
-    hist = fit(vae, X, X_test=Xt, desc="VAE", **budget)
-    vae = vae.eval()
-    r.train_seconds, r.history = hist.seconds, _history(hist)
-    _reconstruction(r, vae.reconstruct, Xt_dev, yt.to(device))
-    torch.manual_seed(seed)
-    r.elbo = _chunked(vae.elbo, Xt_dev).mean().item()
-    torch.manual_seed(seed)
-    r.log_likelihood = _chunked(lambda x: vae.log_likelihood(x, n_samples=iw_samples), Xt_dev, chunk=500).mean().item()
-    r.log_likelihood_kind = f"importance-weighted, K={iw_samples}"
-    results.append(r)
-    models["VAE"] = vae.cpu()
+    trained = {}
+    for spec in models:
+        model, result = _train(spec, X, Xt, latent_dim, seed, budget)
+        _evaluate(spec, model, result, *test_on["device" if spec.on_device else "cpu"], seed, iw_samples)
+        results.append(result)
+        trained[spec.name] = model.cpu() if spec.on_device else model
 
     config = dict(
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, device=str(device), seed=seed,
@@ -229,184 +289,21 @@ def run(
     summary = {"config": config, "models": [vars(r) for r in results]}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_tables(out, results, config)
-    figures = _write_figures(out, models, results, X, y, Xt, yt, seed)
-    _write_report(out, results, config, figures)
+    write_tables(out, results, config)
+    figures = write_figures(out, models, trained, results, (X, y, Xt, yt), seed)
+    write_report(out, results, config, figures)
     summary["seconds"] = time.perf_counter() - started
+    _log_summary(log, out, results, figures, summary["seconds"])
+    return summary
+
+
+def _log_summary(log, out: Path, results, figures, seconds: float) -> None:
     log("")
     log(format_table(results))
     log("")
     log(format_per_digit(results))
     log(f"\nWrote {out / 'results.csv'}, {out / 'results.json'}, {len(figures)} figures and {out / 'report.html'} "
-        f"({summary['seconds']:.1f} s in all)")
-    return summary
-
-
-def _history(hist) -> dict:
-    return {"train_loss": list(hist.train_loss), "test_loss": list(hist.test_loss)}
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _fmt(value, spec=".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-COLUMNS = ["model", "recon. error", "test log-lik. (nats)", "test ELBO (nats)", "train time (s)"]
-
-
-def _rows(results):
-    return [
-        [r.name, _fmt(r.recon_error), _fmt(r.log_likelihood, ".1f"), _fmt(r.elbo, ".1f"), _fmt(r.train_seconds, ".1f")]
-        for r in results
-    ]
-
-
-def _text_table(header, rows) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
-def format_table(results) -> str:
-    """The main table: one row per model."""
-    notes = [f"  {r.name}: log-likelihood {r.log_likelihood_kind}" for r in results if r.log_likelihood_kind]
-    return (
-        _text_table(COLUMNS, _rows(results))
-        + "\nrecon. error: mean over test images of the squared error summed over 784 pixels\n"
-        + "\n".join(notes)
-    )
-
-
-def format_per_digit(results) -> str:
-    """Average squared test reconstruction error per digit, one row per model."""
-    rows = [[r.name, *(f"{e:.1f}" for e in r.recon_error_per_digit)] for r in results if r.recon_error_per_digit]
-    return "reconstruction error per digit\n" + _text_table(["model", *map(str, DIGITS)], rows)
-
-
-def _write_tables(out: Path, results, config) -> None:
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "recon_error", *(f"recon_error_digit_{d}" for d in DIGITS), "log_likelihood",
-                    "log_likelihood_kind", "elbo", "train_seconds"])
-        for r in results:
-            per = r.recon_error_per_digit or [None] * 10
-            w.writerow([r.name, r.recon_error, *per, r.log_likelihood, r.log_likelihood_kind, r.elbo, r.train_seconds])
-    payload = {"config": config, "models": [vars(r) for r in results]}
-    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-
-
-# --------------------------------------------------------------------------- figures and report
-
-
-def _write_figures(out: Path, models, results, X, y, Xt, yt, seed) -> dict[str, str]:
-    """Save the lab's figures as PNG; returns {file name: caption}."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from labkit import plotting
-
-    figures: dict[str, str] = {}
-
-    def save(fig, name, caption):
-        fig.savefig(out / name, dpi=110)
-        figures[name] = caption
-        try:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        except Exception:
-            pass
-
-    n_show = 5000
-    with torch.no_grad():
-        encoders = {
-            "PCA": models["PCA"].encode,
-            "PPCA (closed form)": lambda x: models["PPCA (closed form)"].encode(x)[0],
-            "VAE": lambda x: models["VAE"].encode(x)[0],
-        }
-        for name, encode in encoders.items():
-            slug = name.split()[0].lower()
-            save(plotting.plot_encodings(encode(X[:n_show]), y[:n_show], encode(Xt[:n_show]), yt[:n_show],
-                                         title=f"{name}: encodings of training and test images"),
-                 f"encodings_{slug}.png", f"{name}: 2-D encodings coloured by digit (training left, test right)")
-        recon = {name: models[name].reconstruct(Xt[:12]) for name in ("PCA", "PPCA (closed form)", "VAE")}
-        save(plotting.plot_reconstructions(Xt[:12], recon, n=12, title="Test images and their reconstructions"),
-             "reconstructions.png", "Originals (top) and reconstructions by each model")
-        for name in ("PPCA (closed form)", "Nonlinear model", "VAE"):
-            slug = name.split()[0].lower()
-            model = models[name]
-            save(plotting.plot_samples(lambda n, t, m=model: m.sample(n, temperature=t), seed=seed,
-                                       title=f"{name}: samples from the prior at several temperatures"),
-                 f"samples_{slug}.png", f"{name}: samples at temperatures 0.5, 1.0 and 1.5")
-            if model_latent_dim(model) == 2:
-                save(plotting.plot_latent_grid(model.decode, title=f"{name}: decoded latent grid"),
-                     f"latent_grid_{slug}.png", f"{name}: images decoded from a grid of latent points z")
-    histories = {r.name: _Hist(**r.history) for r in results if r.history}
-    if histories:
-        save(plotting.plot_training_curves(histories, title="Training (solid) and test (dashed) loss"),
-             "training_curves.png", "Loss per epoch: negative log-likelihood or negative ELBO, nats per image")
-    errors = {r.name: torch.tensor(r.recon_error_per_digit) for r in results if r.recon_error_per_digit}
-    save(plotting.plot_errors_per_digit(errors, title="Average squared test reconstruction error per digit"),
-         "errors_per_digit.png", "Which digits each model reconstructs well")
-    return figures
-
-
-@dataclass
-class _Hist:
-    train_loss: list
-    test_loss: list
-
-
-def model_latent_dim(model) -> int:
-    for attr in ("latent_dim", "n_components"):
-        if hasattr(model, attr):
-            return int(getattr(model, attr))
-    return 0
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-weight:600} h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;margin:1em 0;font-variant-numeric:tabular-nums}
-th,td{padding:.35em .8em;border-bottom:1px solid #e5e5e5;text-align:right} th:first-child,td:first-child{text-align:left}
-th{background:#f6f6f6} figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:.95em} .note{color:#555;font-size:.9em} code{background:#f3f3f3;padding:0 .2em}
-"""
-
-
-def _html_table(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _write_report(out: Path, results, config, figures: dict[str, str]) -> None:
-    per_digit_rows = [[r.name, *(f"{e:.1f}" for e in r.recon_error_per_digit)] for r in results if r.recon_error_per_digit]
-    kinds = "".join(f"<li>{html.escape(r.name)}: {html.escape(r.log_likelihood_kind)}</li>" for r in results if r.log_likelihood_kind)
-    figs = []
-    for name, caption in figures.items():
-        data = base64.b64encode((out / name).read_bytes()).decode()
-        figs.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    cfg = ", ".join(f"{k} = {v}" for k, v in config.items())
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>labkit lab report</title><style>{_CSS}</style></head>
-<body>
-<h1>Unsupervised learning with variational autoencoders: lab report</h1>
-<p class="note">{html.escape(cfg)}</p>
-<h2>Models on the MNIST test set</h2>
-{_html_table(COLUMNS, _rows(results))}
-<p class="note">Reconstruction error: mean over the test images of the squared error summed over the 784 pixels.
-Log-likelihoods in nats per image:</p><ul class="note">{kinds}</ul>
-<h2>Reconstruction error per digit</h2>
-{_html_table(["model", *map(str, DIGITS)], per_digit_rows)}
-<h2>Figures</h2>
-{''.join(figs)}
-</body></html>
-"""
-    (out / "report.html").write_text(page)
+        f"({seconds:.1f} s in all)")
 
 
 # --------------------------------------------------------------------------- command line
@@ -414,7 +311,7 @@ Log-likelihoods in nats per image:</p><ul class="note">{kinds}</ul>
 
 def run_from_args(args) -> int:
     quick = args.quick
-    run(
+    options = dict(
         latent_dim=args.latent_dim,
         epochs=args.epochs or (QUICK["epochs"] if quick else 20),
         batch_size=args.batch_size,
@@ -427,4 +324,11 @@ def run_from_args(args) -> int:
         iw_samples=args.iw_samples or (QUICK["iw_samples"] if quick else 200),
         progress=not args.no_progress,
     )
+    check_options(options, flags=True)
+    from labkit.data import MNISTNotFoundError
+
+    try:
+        run(**options)
+    except MNISTNotFoundError as e:
+        raise e.for_command_line("--data-dir") from None
     return 0

@@ -27,13 +27,14 @@ import torch
 from tqdm.auto import tqdm
 
 from labkit.data import batches, default_device
+from labkit.errors import OptionError, TrainingError
 
 __all__ = ["fit", "History", "TrainingDivergedError", "grading_mode"]
 
 EVAL_CHUNK = 10_000  # rows per forward pass when computing the test loss
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(TrainingError):
     """The loss became NaN or infinite; ``epoch`` and ``batch`` (1-based) say where."""
 
     def __init__(self, message: str, epoch: int, batch: int | None):
@@ -76,6 +77,70 @@ def _mean_loss(loss_fn, model, X: torch.Tensor) -> float:
     return total.item() / len(X)
 
 
+def _check_inputs(model, X, X_test, epochs, batch_size, lr) -> None:
+    dim = getattr(model, "data_dim", 784)
+    _check_data(X, "X", dim)
+    if X_test is not None:
+        _check_data(X_test, "X_test", dim)
+    _check_budget(epochs, batch_size, lr)
+
+
+def _check_budget(epochs, batch_size, lr) -> None:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise OptionError(f"{name}= must be a positive integer, got {value!r}")
+    if not lr > 0:
+        raise OptionError(f"lr= must be positive, got {lr!r}")
+
+
+def _adam(params, lr: float) -> torch.optim.Optimizer:
+    try:  # the fused Adam updates each parameter in one kernel: several times faster on the CPU
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # a device or dtype without a fused implementation
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _batch_sizes(n: int, batch_size: int) -> torch.Tensor:
+    """The size of each minibatch of an epoch (float64), the last one holding the rest."""
+    return torch.tensor([min(batch_size, n - i) for i in range(0, n, batch_size)], dtype=torch.float64)
+
+
+def _train_epoch(model, loss_fn, optimizer, X, batch_size: int, order: torch.Generator) -> list[torch.Tensor]:
+    """One pass over X in minibatches; the batch losses, still on the device (nothing waits for it)."""
+    model.train()
+    batch_losses = []
+    for xb in batches(X, batch_size=batch_size, shuffle=True, generator=order):
+        value = loss_fn(model, xb)
+        if value.dim() != 0 or not value.requires_grad:
+            raise ValueError("the loss must be a scalar computed from the model's parameters (the mean over "
+                             f"the batch); got shape {tuple(value.shape)}, requires_grad={value.requires_grad}")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        batch_losses.append(value.detach().float())
+    return batch_losses
+
+
+def _read_epoch(batch_losses, params) -> tuple[torch.Tensor, bool]:
+    """One read from the device per epoch: the batch losses (float64, CPU) and whether all parameters are finite."""
+    finite = torch.stack([torch.isfinite(p).all() for p in params]).all().float().view(1)
+    summary = torch.cat([torch.stack(batch_losses), finite]).double().cpu()
+    return summary[:-1], bool(summary[-1])
+
+
+def _diverged(losses: torch.Tensor, epoch: int, lr: float) -> TrainingDivergedError:
+    """The error for an epoch whose losses (or parameters) are not all finite: where, and what to try."""
+    bad = (~torch.isfinite(losses)).nonzero()
+    batch = int(bad[0]) + 1 if len(bad) else None
+    what = (f"the loss became {'NaN' if losses[batch - 1].isnan() else 'infinite'} at epoch {epoch}, "
+            f"batch {batch} of {len(losses)}" if batch else f"the parameters became NaN or infinite in epoch {epoch}")
+    return TrainingDivergedError(
+        f"training diverged: {what} (lr={lr:g}). Try a lower learning rate, e.g. lr={lr / 10:g}. "
+        f"The model keeps the parameters it had at the end of epoch {epoch - 1}"
+        f"{' (its initial parameters)' if epoch == 1 else ''}.",
+        epoch, batch)
+
+
 def fit(
     model: torch.nn.Module,
     X: torch.Tensor,
@@ -106,76 +171,38 @@ def fit(
         desc: label of the progress bar (default: the model's class name).
 
     Raises:
-        ValueError: X or X_test is not (N, D) float32, or a bad budget.
+        ValueError: X or X_test is not (N, D) float32, or the loss is not a scalar.
+        OptionError (a ValueError): a bad budget (epochs, batch_size, lr).
         TrainingDivergedError: the loss or the parameters became NaN or infinite.
     """
-    dim = getattr(model, "data_dim", 784)
-    _check_data(X, "X", dim)
-    if X_test is not None:
-        _check_data(X_test, "X_test", dim)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    _check_inputs(model, X, X_test, epochs, batch_size, lr)
     loss_fn = loss if loss is not None else (lambda m, x: m.loss(x))
-
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
-    X = X.to(device)
-    X_test = X_test.to(device) if X_test is not None else None
+    X, X_test = X.to(device), (X_test.to(device) if X_test is not None else None)
     params = [p for p in model.parameters() if p.requires_grad]
-    try:  # the fused Adam updates each parameter in one kernel: several times faster on the CPU
-        optimizer = torch.optim.Adam(params, lr=lr, fused=True)
-    except RuntimeError:  # a device or dtype without a fused implementation
-        optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = _adam(params, lr)
     torch.manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
-    sizes = torch.tensor([min(batch_size, len(X) - i) for i in range(0, len(X), batch_size)],
-                         dtype=torch.float64)
+    sizes = _batch_sizes(len(X), batch_size)
 
     history = History()
     start = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=desc or type(model).__name__, unit="epoch", disable=not progress)
     for epoch in bar:
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.train()
-        batch_losses = []
-        for xb in batches(X, batch_size=batch_size, shuffle=True, generator=order):
-            value = loss_fn(model, xb)
-            if value.dim() != 0 or not value.requires_grad:
-                raise ValueError("the loss must be a scalar computed from the model's parameters (the mean over "
-                                 f"the batch); got shape {tuple(value.shape)}, requires_grad={value.requires_grad}")
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            batch_losses.append(value.detach().float())
-
-        # one read from the device per epoch: the batch losses and whether all parameters are finite
-        finite = torch.stack([torch.isfinite(p).all() for p in params]).all().float().view(1)
-        summary = torch.cat([torch.stack(batch_losses), finite]).double().cpu()
-        losses, params_finite = summary[:-1], bool(summary[-1])
-        train_loss = (losses @ sizes).item() / len(X)
+        losses, params_finite = _read_epoch(_train_epoch(model, loss_fn, optimizer, X, batch_size, order), params)
         if not (params_finite and torch.isfinite(losses).all()):
             model.load_state_dict(saved)
-            bad = (~torch.isfinite(losses)).nonzero()
-            batch = int(bad[0]) + 1 if len(bad) else None
-            what = (f"the loss became {'NaN' if losses[batch - 1].isnan() else 'infinite'} at epoch {epoch}, "
-                    f"batch {batch} of {len(losses)}" if batch else f"the parameters became NaN or infinite in epoch {epoch}")
             bar.close()
-            raise TrainingDivergedError(
-                f"training diverged: {what} (lr={lr:g}). Try a lower learning rate, e.g. lr={lr / 10:g}. "
-                f"The model keeps the parameters it had at the end of epoch {epoch - 1}"
-                f"{' (its initial parameters)' if epoch == 1 else ''}.",
-                epoch, batch)
-        history.train_loss.append(train_loss)
-        postfix = {"train": f"{train_loss:.2f}"}
+            raise _diverged(losses, epoch, lr)
+        history.train_loss.append((losses @ sizes).item() / len(X))  # the mean over images, batches weighted by size
         if X_test is not None:
             model.eval()
             history.test_loss.append(_mean_loss(loss_fn, model, X_test))
-            postfix["test"] = f"{history.test_loss[-1]:.2f}"
         history.epochs = epoch
-        bar.set_postfix(postfix)
+        bar.set_postfix({"train": f"{history.train_loss[-1]:.2f}",
+                         **({"test": f"{history.test_loss[-1]:.2f}"} if X_test is not None else {})})
     history.seconds = time.perf_counter() - start
     model.train()
     return history

@@ -15,6 +15,7 @@ import torch
 
 import labkit.data as data
 from labkit.data import CorruptMNISTError, MNISTNotFoundError, batches, default_device, load_mnist
+from labkit.errors import DataError, OptionError
 
 SIZES = {"train": 7, "test": 3}
 
@@ -88,7 +89,7 @@ def test_load_returns_pixels_over_255_and_int64_labels(fake_mnist, split):
 
 def test_bad_split_is_a_clear_error(fake_mnist):
     root, _ = fake_mnist
-    with pytest.raises(ValueError, match=r"split must be 'train' or 'test', got 'validation'"):
+    with pytest.raises(OptionError, match=r"split must be 'train' or 'test', got 'validation'"):
         load_mnist("validation", root=root)
 
 
@@ -209,8 +210,17 @@ def test_missing_folder_without_download_says_where_and_how_to_fix(tmp_path):
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in msg
     assert "t10k-images-idx3-ubyte" in msg
-    for fix in ("connect to the internet", "LABKIT_DATA", "root="):
+    for fix in ("connect to the internet", "LABKIT_DATA", "the folder from root=", "load_mnist(..., root="):
         assert fix in msg
+    assert isinstance(err.value, DataError) and isinstance(err.value, FileNotFoundError)
+
+
+def test_on_the_command_line_the_message_names_the_flag(tmp_path):
+    with pytest.raises(MNISTNotFoundError) as err:
+        load_mnist("test", root=tmp_path / "nowhere", download=False)
+    msg = str(err.value.for_command_line("--data-dir"))
+    assert "the folder from --data-dir) and --no-download" in msg and "pass that folder directly: --data-dir" in msg
+    assert "root=" not in msg and str(tmp_path / "nowhere" / "MNIST" / "raw") in msg
 
 
 def test_offline_download_gives_one_clear_error_without_a_urllib_chain(tmp_path, monkeypatch):

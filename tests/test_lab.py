@@ -78,6 +78,15 @@ def test_same_seed_same_numbers_on_cpu(tiny_run, mnist_root, tmp_path):
     assert numbers(other) != numbers(first)
 
 
+def test_the_table_of_model_specifications_is_what_runs(mnist_root, tmp_path):
+    assert [spec.name for spec in lab.MODELS] == MODELS
+    only_pca = lab.run(data_dir=mnist_root, out=tmp_path, seed=3, log=lambda *a: None, models=lab.MODELS[:1], **TINY)
+    assert [m["name"] for m in only_pca["models"]] == ["PCA"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["encodings_pca.png", "errors_per_digit.png",
+                                                              "reconstructions.png"]
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 2
+
+
 def test_table_lists_every_model_with_time():
     results = [lab.ModelResult(n, recon_error=1.5, recon_error_per_digit=[1.0] * 10, train_seconds=2.0) for n in MODELS]
     table = lab.format_table(results)
@@ -114,6 +123,7 @@ def test_without_data_and_internet_it_stops_at_once(tmp_path, monkeypatch, capsy
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("labkit: MNIST is not in") and "Fix it in one of three ways" in err
+    assert "--data-dir /path/to/data" in err and "root=" not in err  # the command's flag, not the library's parameter
     assert not out.exists()  # nothing was trained or written
 
 

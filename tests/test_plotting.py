@@ -369,28 +369,6 @@ def test_plot_latent_grid_checks_decoder_output():
 # --------------------------------------------------------------------------- errors per digit
 
 
-def test_per_digit_mean_matches_a_loop():
-    g = torch.Generator().manual_seed(0)
-    values = torch.rand(1000, generator=g, requires_grad=True)
-    labels = torch.randint(0, 10, (1000,), generator=g)
-    got = plotting.per_digit_mean(values, labels)
-    want = torch.stack([values.detach()[labels == d].mean() for d in range(10)])
-    assert got.shape == (10,) and got.dtype == torch.float32
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
-
-    Z = torch.randn(1000, 3, generator=g, dtype=torch.float64)
-    got2 = plotting.per_digit_mean(Z.numpy(), labels.numpy())
-    assert got2.dtype == torch.float64
-    np.testing.assert_allclose(got2.numpy(), torch.stack([Z[labels == d].mean(0) for d in range(10)]).numpy(), rtol=1e-10)
-
-    missing = plotting.per_digit_mean(torch.ones(4), torch.tensor([0, 0, 3, 3]))
-    assert missing[0] == 1 and missing[3] == 1 and torch.isnan(missing[[1, 2, 4, 5, 6, 7, 8, 9]]).all()
-    with pytest.raises(ValueError, match="digits 0-9"):
-        plotting.per_digit_mean(torch.ones(3), torch.tensor([0, 1, 10]))
-    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
-        plotting.per_digit_mean(torch.ones(3), torch.tensor([0, 1]))
-
-
 def test_plot_errors_per_digit(tmp_path):
     e = torch.linspace(10, 40, 10)
     fig = plotting.plot_errors_per_digit(e, title="errors")
@@ -458,3 +436,57 @@ def test_latent_explorer_widget_with_a_faked_kernel(monkeypatch):
     five = plotting.latent_explorer(Decoder(), latent_dim=5)
     assert len(five.children) == 2  # no position panel beyond 2-D
     assert sum(isinstance(w, widgets.FloatSlider) for w in five.children[0].children) == 5
+
+
+# --------------------------------------------------------------------------- drawing into given axes
+
+
+def test_every_figure_function_takes_ax():
+    import inspect
+
+    names = [n for n in plotting.__all__ if n.startswith(("plot_", "show_"))]
+    assert len(names) == 8
+    for name in names:
+        assert "ax" in inspect.signature(getattr(plotting, name)).parameters, name
+
+
+def test_one_panel_figures_draw_into_the_given_axes():
+    fig, axes = plt.subplots(2, 2)
+    X = digit_images(6)
+    assert plotting.show_images(X, nrow=3, title="six", ax=axes[0, 0]) is fig
+    assert plt.get_fignums() == []  # the figure left pyplot's registry: Jupyter shows it once
+    np.testing.assert_allclose(mosaic_of(axes[0, 0])[:28, :28], X[0].reshape(28, 28).numpy(), rtol=1e-6)
+    assert axes[0, 0].get_title() == "six" and fig._suptitle is None
+    assert plotting.plot_training_curves([3.0, 2.0], ax=axes[0, 1]) is fig
+    np.testing.assert_array_equal(axes[0, 1].get_lines()[0].get_ydata(), [3.0, 2.0])
+    assert plotting.plot_latent_grid(Decoder(), n=3, title="grid", ax=axes[1, 0]) is fig
+    assert mosaic_of(axes[1, 0]).shape == (3 * 28, 3 * 28) and axes[1, 0].get_title() == "grid"
+    e = torch.linspace(10, 40, 10)
+    assert plotting.plot_errors_per_digit({"PCA": e, "VAE": e / 2}, ax=axes[1, 1]) is fig
+    assert len(axes[1, 1].patches) == 20 and axes[1, 1].get_legend() is not None and not fig.legends
+    assert len(fig.axes) == 4  # nothing added
+
+
+def test_several_panel_figures_draw_into_given_axes_or_a_subfigure():
+    Z, y = encodings(300)
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.plot_encodings(Z, y, Z[:100], y[:100], title="PCA", ax=axes) is fig
+    assert [len(scatter_points(ax)[0]) for ax in axes] == [300, 100]
+    assert fig._suptitle.get_text() == "PCA" and len(fig.legends) == 1
+    with pytest.raises(ValueError, match="a sequence of 2 Axes"):
+        plotting.plot_encodings(Z, y, Z, y, ax=axes[0])
+
+    root = plt.figure(layout="constrained")
+    left, right = root.subfigures(1, 2)
+    X = digit_images(5)
+    assert plotting.plot_reconstructions(X, {"PCA": X * 0.5, "VAE": X}, title="rec", ax=left) is root
+    assert [ax.get_ylabel() for ax in left.axes] == ["original", "PCA", "VAE"] and left._suptitle.get_text() == "rec"
+    assert plotting.plot_samples(lambda n, t: torch.rand(n, 784), temperatures=(0.5, 1.0), n=4, ax=right) is root
+    assert [ax.get_title() for ax in right.axes] == ["T = 0.5", "T = 1.0"]
+    assert plt.get_fignums() == [] and len(root.axes) == 5
+
+    _, three = plt.subplots(3, 1)
+    plotting.plot_reconstructions(X, {"PCA": X * 0.5, "VAE": X}, ax=three)
+    assert [ax.get_ylabel() for ax in three] == ["original", "PCA", "VAE"]
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plotting.show_images(X, ax="left")

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from labkit.errors import LabkitError, OptionError, TrainingError
 from labkit.models import PPCA, VAE
 from labkit.train import History, TrainingDivergedError, fit, grading_mode
 
@@ -87,6 +88,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_finite_parameters():
         fit(model, X, loss=loss, epochs=3, progress=False)
     message = str(info.value)
     assert "epoch 2" in message and "batch 2 of 3" in message and "NaN" in message
+    assert isinstance(info.value, TrainingError) and isinstance(info.value, LabkitError)  # one line on the command line
     assert (info.value.epoch, info.value.batch) == (2, 2)
     # the parameters are those after epoch 1, exactly
     assert all(torch.equal(a, b) for a, b in zip(params(model), params(reference)))
@@ -122,10 +124,12 @@ def test_bad_inputs_name_the_expected_shape(X):
 
 
 def test_bad_budget():
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(OptionError, match="epochs= must be a positive integer, got 0"):
         fit(small_vae(), images(100), epochs=0, progress=False)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(OptionError, match="batch_size= must be a positive integer, got 2.5"):
         fit(small_vae(), images(100), batch_size=2.5, progress=False)
+    with pytest.raises(ValueError, match="lr= must be positive"):  # OptionError is a ValueError too
+        fit(small_vae(), images(100), lr=0.0, progress=False)
 
 
 def test_loss_must_be_a_scalar_of_the_parameters():
