@@ -151,7 +151,7 @@ def _reconstruction(result: ModelResult, reconstruct, X, y) -> None:
 class ModelSpec:
     """One model of ``labkit lab``: how it is built and trained, what is measured, which figures show it.
 
-    ``build(latent_dim, data_dim)`` makes it after ``torch.manual_seed(seed)``; a model with a
+    ``build(latent_dim, data_dim, seed)`` makes it, its initial weights drawn from ``seed`` alone; a model with a
     ``desc`` is trained by ``labkit.train.fit`` (``desc`` labels the progress bar), one without
     by its own closed-form ``model.fit(X)``. ``log_likelihood(model, x, iw_samples)`` (nats per
     image) and the ELBO are estimated after ``torch.manual_seed(seed)``, in chunks of ``chunk``
@@ -159,7 +159,7 @@ class ModelSpec:
     """
 
     name: str
-    build: Callable[[int, int], torch.nn.Module]
+    build: Callable[[int, int, int], torch.nn.Module]
     desc: str | None = None
     on_device: bool = False
     reconstructs: bool = True
@@ -177,18 +177,18 @@ def _models():
 
     exact = lambda model, iw: "exact"
     return (
-        ModelSpec("PCA", lambda M, D: PCA(M),
+        ModelSpec("PCA", lambda M, D, s: PCA(M),
                   encode=lambda m, x: m.encode(x), in_reconstructions=True),
-        ModelSpec("PPCA (closed form)", lambda M, D: PPCA(M, data_dim=D),
+        ModelSpec("PPCA (closed form)", lambda M, D, s: PPCA(M, data_dim=D, seed=s),
                   log_likelihood=lambda m, x, iw: m.log_likelihood(x), log_likelihood_kind=exact,
                   encode=lambda m, x: m.encode(x)[0], in_reconstructions=True, samples=True),
-        ModelSpec("PPCA (gradient)", lambda M, D: PPCA(M, data_dim=D), desc="PPCA",
+        ModelSpec("PPCA (gradient)", lambda M, D, s: PPCA(M, data_dim=D, seed=s), desc="PPCA",
                   log_likelihood=lambda m, x, iw: m.log_likelihood(x), log_likelihood_kind=exact),
-        ModelSpec("Nonlinear model", lambda M, D: NonlinearModel(latent_dim=M, data_dim=D), desc="Nonlinear",
+        ModelSpec("Nonlinear model", lambda M, D, s: NonlinearModel(latent_dim=M, data_dim=D, seed=s), desc="Nonlinear",
                   on_device=True, reconstructs=False,
                   log_likelihood=lambda m, x, iw: m.log_likelihood(x),
                   log_likelihood_kind=lambda m, iw: f"Monte Carlo, K={m.n_samples} prior samples", samples=True),
-        ModelSpec("VAE", lambda M, D: VAE(latent_dim=M, data_dim=D), desc="VAE", on_device=True, elbo=True,
+        ModelSpec("VAE", lambda M, D, s: VAE(latent_dim=M, data_dim=D, seed=s), desc="VAE", on_device=True, elbo=True,
                   log_likelihood=lambda m, x, iw: m.log_likelihood(x, n_samples=iw), chunk=500,
                   log_likelihood_kind=lambda m, iw: f"importance-weighted, K={iw}",
                   encode=lambda m, x: m.encode(x)[0], in_reconstructions=True, samples=True),
@@ -203,9 +203,8 @@ def _train(spec: ModelSpec, X, Xt, latent_dim: int, seed: int, budget: dict):
     """(model, result): the model built and trained, the result with its training time (and losses)."""
     from labkit.train import fit
 
-    torch.manual_seed(seed)
     result = ModelResult(spec.name)
-    model = spec.build(latent_dim, X.shape[1])
+    model = spec.build(latent_dim, X.shape[1], seed)
     if spec.desc is None:
         t0 = time.perf_counter()
         model.fit(X)

@@ -77,7 +77,7 @@ _values = {"vae_test_error": vae_error, "vae_pca_error": _pca_error, "vae_ppca_e
 _values.update(_encoding_stats("vae", Z_test))
 _values.update(_encoding_stats("vae_ppca", Z_ppca_test))
 _values.update(_per_digit("vae", per_digit["VAE"]))
-_values["vae_closest_pairs"] = [list(p) for p in closest_digit_pairs(plotting.per_digit_mean(Z_test, y_test).cpu(), k=3)]
+_values["vae_closest_pairs"] = [list(p) for p in closest_digit_pairs(metrics.per_digit_mean(Z_test, y_test).cpu(), k=3)]
 ''',
 }
 RANDOM = ("2_ppca", "3_vae")  # 1_pca has no randomness
