@@ -421,3 +421,75 @@ def test_every_attacker_has_its_rows_and_the_run_says_its_mode(attacked):
     assert any(line.startswith("isolation: ") for line in lines)
     if mode == "bwrap":
         assert not NO_BWRAP
+
+
+# --------------------------------------------------------------------------- outputs that weigh more than they say (issue #31, item 4)
+
+DISPLAY_FLOOD = '''\
+from IPython.display import display, update_display
+for _ in range(400):                          # 400 outputs sharing one display id ...
+    display({"text/plain": "."}, raw=True, display_id="same")
+update_display({"text/plain": "u" * 100_000}, raw=True, display_id="same")  # ... each filled with 100 KB
+
+def square(x):
+    return x * x
+'''
+METADATA_FLOOD = '''\
+from IPython.display import display
+display({"text/plain": "m"}, raw=True, metadata={"text/plain": {"pad": "m" * (8 << 20)}})
+
+def square(x):
+    return x * x
+'''
+WIDGET_FLOOD = '''\
+import comm
+state = {"_model_name": "DOMWidgetModel", "_model_module": "@jupyter-widgets/base", "_model_module_version": "2.0.0"}
+c = comm.create_comm(target_name="jupyter.widget", data={"state": state, "buffer_paths": []})
+for i in range(8):                            # binary buffers, kept base64 in metadata.widgets
+    c.send({"method": "update", "state": {f"b{i}": None}, "buffer_paths": [[f"b{i}"]]}, buffers=[b"w" * (1 << 20)])
+
+def square(x):
+    return x * x
+'''
+MANY_OUTPUTS = '''\
+from IPython.display import display
+for _ in range(120_000):
+    display({"text/plain": "."}, raw=True)
+
+def square(x):
+    return x * x
+'''
+FLOODS = {"displayer": DISPLAY_FLOOD, "metadata": METADATA_FLOOD, "widgets": WIDGET_FLOOD, "many": MANY_OUTPUTS}
+
+
+@pytest.fixture(scope="module", params=sorted({SANDBOX, "basic"}))
+def flooded(request, tmp_path_factory):
+    """(root, rows): one student per flood (with a right 1_squares otherwise and the 2_lists
+    solution), graded with 1 MB of output per notebook."""
+    root = tmp_path_factory.mktemp(f"flooded-{request.param}")
+    for student, source in FLOODS.items():
+        nb = read("solution", "1_squares")
+        cell(nb, "square").source = source
+        write(nb, root / "subs" / student / "1_squares.ipynb")
+        write(read("solution", "2_lists"), root / "subs" / student / "2_lists.ipynb")
+    autograde(root / "subs", solutions=SOLUTIONS, out=root / "out", keep=root / "course", log=lambda line: None,
+              options=Options(timeout=20, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=request.param, output_mb=1))
+    return root, load_csv(root / "out" / "grades.csv")
+
+
+@pytest.mark.parametrize("student", sorted(FLOODS))
+def test_item4_every_kept_byte_is_weighed_and_a_flood_keeps_a_cut_notebook(flooded, student):
+    """Display-id updates count once per output they fill, metadata and widget buffers count,
+    and so does the number of outputs: the notebook is cut to the cap, graded, and says so."""
+    root, rows = flooded
+    row = status(rows, student, "1_squares")
+    assert row.startswith("graded") and "output over 1 MB left out" in row, row
+    # the flood of outputs is interrupted (square, defined after it, never is); the others run on
+    assert_scores(rows[student, "1_squares"], {"test_square": 0, "test_add": 2} if student == "many" else AUTO["1_squares"])
+    assert_scores(rows[student, "2_lists"], AUTO["2_lists"])
+    kept = root / "course" / "autograded" / student / "lab" / "1_squares.ipynb"
+    assert kept.stat().st_size < 2 * CAP, kept.stat().st_size
+    notes = [o.get("text", "") for o in cell(nbformat.read(kept, as_version=4), "square").outputs]
+    assert any(n.startswith("[labkit: output past 1 MB per notebook left out]") for n in notes), notes[-5:]
+    if student == "many":
+        assert "[labkit: more than 2000 outputs per notebook: the cell was interrupted]\n" in notes
