@@ -98,6 +98,28 @@ def test_a_lying_entry_is_cut_at_the_cap_in_bytes_actually_decompressed(tmp_path
         assert sub.notes == ["2_lists.ipynb is larger than 1 MB (not graded)"]
 
 
+def test_item6_an_entry_past_the_notebook_cap_is_refused_without_holding_what_was_read(tmp_path, monkeypatch):
+    """Issue #31 item 6: an entry that declares 1 KB and inflates past the notebook cap (16 MB
+    here) is refused while this process holds a small fraction of the cap, not the cap itself."""
+    cap = 16 << 20
+    monkeypatch.setattr(submissions, "MAX_NOTEBOOK_BYTES", cap)
+    (tmp_path / "subs").mkdir()
+    for method, name in ((zipfile.ZIP_BZIP2, "bz"), (zipfile.ZIP_DEFLATED, "fl")):
+        lying_zip(tmp_path / "subs" / f"{name}.zip", {"1_squares.ipynb": b" " * (cap + (1 << 20))}, "1_squares.ipynb",
+                  method=method)
+    tracemalloc.start()
+    try:
+        found = find_submissions(tmp_path / "subs")
+        for sub in found:
+            submissions.read_submission(sub)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    for sub in found:
+        assert sub.files == {} and sub.notes == ["1_squares.ipynb is larger than 16 MB (not graded)"], sub.notes
+    assert peak < cap // 8, f"reading held {peak >> 20} MB for a 16 MB cap"
+
+
 def test_an_honest_nested_zip_bomb_is_never_held_in_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(submissions, "MAX_SUBMISSION_BYTES", 30 << 20)
     inner = io.BytesIO()
