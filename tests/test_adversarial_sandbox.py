@@ -404,3 +404,50 @@ def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_d
     finally:
         runner.kill()
         runner.wait()
+
+
+STAYS = '''\
+import os, signal, subprocess, sys
+kernel = get_ipython().kernel
+signal.signal(signal.SIGTERM, signal.SIG_IGN)      # nbgrader's SIGTERM (through the wrapper)
+kernel.shell_handlers["shutdown_request"] = kernel.control_handlers["shutdown_request"] = lambda *a: None
+subprocess.Popen([sys.executable, "-c", "import time; open('/proc/self/comm', 'w').write('advstay'); time.sleep(240)"],
+                 start_new_session=True, stdin=subprocess.DEVNULL)   # keeps nbgrader's stdout and stderr
+print("KERNEL-UID", os.getuid())
+
+def square(x):
+    return x * x
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind(tmp_path):
+    """Issue #31 item 2 (basic mode): the kernel ignores nbgrader's shutdown request and SIGTERM,
+    so jupyter_client SIGKILLs the wrapper's process group; its detached child (of the kernel's
+    uid, holding nbgrader's stdout and stderr, sleeping 240 s) is ended, the uid's lock released,
+    and labkit does not wait for it."""
+    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    (base / "subs" / "stayer").mkdir(parents=True)
+    nbformat.write(_nb("1_squares", square=STAYS), base / "subs" / "stayer" / "1_squares.ipynb")
+    nbformat.write(_nb("2_lists"), base / "subs" / "stayer" / "2_lists.ipynb")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+             "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
+             "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+        took = time.monotonic() - start
+        alive = [line for line in survivors() if " advstay " in line]
+        text = (base / "course" / "autograded" / "stayer" / "lab" / "1_squares.ipynb").read_text()
+        uid = re.search(r"KERNEL-UID (\d+)", text).group(1)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert alive == [], alive
+        assert not (uids.LOCK_DIR / uid).exists(), f"the lock of kernel uid {uid} stays"
+        assert took < 150, f"labkit waited {took:.0f} s for the kernel's child"
+    finally:
+        for line in survivors():
+            if " advstay " in line:
+                os.kill(int(line.split()[0]), 9)
+        shutil.rmtree(base, ignore_errors=True)

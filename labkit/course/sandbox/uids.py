@@ -86,17 +86,24 @@ class KernelUser:
             return uid
         raise RuntimeError(f"no free kernel uid in {self.first}..{self.first + self.count - 1}")
 
+    def _still_ours(self) -> bool:
+        """The lock file of the uid is still the one this holds (a copy of this object in the
+        wrapper's :class:`~labkit.course.sandbox.reaping.Guardian` may run after the wrapper
+        released the uid, and another kernel may hold it by then)."""
+        try:
+            return os.stat(self.lock_dir / str(self.uid)).st_ino == os.fstat(self._fd).st_ino
+        except OSError:
+            return False
+
     def __exit__(self, *exc) -> None:
         if self.uid is None:
             return
         try:
-            kill_all(self.uid)
-            sweep(self.uid)
-        finally:
-            try:
+            if self._still_ours():
+                kill_all(self.uid)
+                sweep(self.uid)
                 os.unlink(self.lock_dir / str(self.uid))
-            except OSError:
-                pass
+        finally:
             os.close(self._fd)
             self.uid = self._fd = None
 

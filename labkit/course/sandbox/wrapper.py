@@ -182,8 +182,11 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
     # Interrupts reach the kernel as messages; the wrapper ignores SIGINT and passes SIGTERM on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reaping.become_subreaper()
-    with kernel_user(config) as uid:
+    user = kernel_user(config)
+    with user as uid:
         kdir, work = kernel_folder(config, uid)
+        # if this wrapper is SIGKILLed (with its process group), the guardian ends the uid instead
+        guardian = reaping.Guardian(lambda: (user.__exit__(None, None, None), shutil.rmtree(kdir, ignore_errors=True)))
         try:
             conn = kdir / "connection.json"
             conn.write_text(json.dumps(info))
@@ -192,8 +195,9 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
             line = _run_kernel(config, uid, kdir, work,
                                [sys.executable, "-m", "labkit.course.sandbox.kernel", "-f", str(conn), *extra])
         finally:
-            reaping.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
+            reaping.end_descendants(spare=(guardian.pid,))  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
             shutil.rmtree(kdir, ignore_errors=True)
+    guardian.done()
     with open(config["record"], "a") as f:
         f.write(json.dumps(line) + "\n")
     returncode = line["returncode"]
