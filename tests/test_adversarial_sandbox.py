@@ -451,3 +451,29 @@ def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind(tmp_path
             if " advstay " in line:
                 os.kill(int(line.split()[0]), 9)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item5_a_kernel_uid_is_never_given_twice(tmp_path):
+    """Issue #31 item 5: a kernel's setuid copy in a world-writable place the sweep does not
+    cover (/run/lock here) survives; so no later kernel may ever get that uid. In a range of 3
+    uids, three kernels get three uids, and a fourth is refused instead of reusing one."""
+    first = OTHER_UID - 100
+    uid_range = (first, 3)
+    copies, taken = [], []
+    try:
+        for _ in range(3):
+            with uids.KernelUser(uid_range, lock_dir=tmp_path / "locks", counter=tmp_path / "var" / "next") as uid:
+                taken.append(uid)
+                copy = Path(f"/run/lock/labkit-adv-suid-{uid}")
+                subprocess.run(["/bin/sh", "-c", f"cp /usr/bin/id {copy} && chmod 4755 {copy}"], user=uid, group=uid,
+                               extra_groups=[], check=True, cwd="/")
+                copies.append(copy)
+            assert copy.exists() and copy.stat().st_uid == uid  # what the sweep leaves
+        assert sorted(taken) == [first, first + 1, first + 2], taken
+        with pytest.raises(RuntimeError, match="never reused"):
+            with uids.KernelUser(uid_range, lock_dir=tmp_path / "locks", counter=tmp_path / "var" / "next"):
+                pass
+    finally:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
