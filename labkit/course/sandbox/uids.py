@@ -56,8 +56,8 @@ def _named(uid: int) -> bool:
 
 
 class KernelUser:
-    """``with KernelUser((first, count)) as uid:`` a uid of the range that no other kernel holds,
-    named nowhere and running nothing. On leaving: every process of it is ended, its files in
+    """``with KernelUser((first, count)) as uid:`` the next uid of the range (:data:`COUNTER`: no
+    kernel on this machine had it before), named nowhere and running nothing. On leaving: every process of it is ended, its files in
     the world-writable folders removed, the uid released."""
 
     def __init__(self, uid_range: tuple[int, int], lock_dir: Path = LOCK_DIR, counter: Path = COUNTER):

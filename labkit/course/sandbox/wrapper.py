@@ -50,7 +50,9 @@ started *as* that uid (unprivileged user namespaces), and the folders it
 binds are handed to it as open file descriptors, so a Python environment in
 a folder only root can enter (``/root``) still works. When the kernel ends,
 every process of its uid is killed and its files in ``/tmp``, ``/var/tmp``
-and ``/dev/shm`` removed. Not as root, the kernel runs as the instructor;
+and ``/dev/shm`` removed, by the wrapper or, when jupyter_client SIGKILLs the
+wrapper's process group first (a kernel that ignores the shutdown request and
+SIGTERM), by its guardian (:class:`labkit.course.sandbox.reaping.Guardian`). Not as root, the kernel runs as the instructor;
 the wrapper is a subreaper and kills every process the kernel left.
 """
 from __future__ import annotations
