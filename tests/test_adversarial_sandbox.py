@@ -477,3 +477,41 @@ def test_item5_a_kernel_uid_is_never_given_twice(tmp_path):
     finally:
         for copy in copies:
             copy.unlink(missing_ok=True)
+
+
+SNOOP = '''\
+import os
+seen = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        seen[pid] = (os.stat(f"/proc/{pid}").st_uid, open(f"/proc/{pid}/cmdline", "rb").read())
+    except OSError:
+        pass
+others = [cmd for uid, cmd in seen.values() if uid != os.getuid()]
+print("OTHERS", len(others), "NBGRADER", sum(b"nbgrader" in cmd for cmd in others))
+
+def square(x):
+    return x * x
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item3_a_basic_mode_kernel_sees_no_other_process(tmp_path):
+    """Issue #31 item 3 (basic mode): the kernel lists /proc and reads every command line it can;
+    where a private /proc can be mounted it sees only its own uid's processes (nbgrader's, with
+    the run's folders, and the wrappers' are hidden)."""
+    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    (base / "subs" / "snoop").mkdir(parents=True)
+    nbformat.write(_nb("1_squares", square=SNOOP), base / "subs" / "snoop" / "1_squares.ipynb")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+             "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
+             "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        text = (base / "course" / "autograded" / "snoop" / "lab" / "1_squares.ipynb").read_text()
+        assert "OTHERS 0 NBGRADER 0" in text, re.findall(r"OTHERS \d+ NBGRADER \d+", text)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -41,7 +41,8 @@ a per-student folder, never over the network. Two modes (:func:`choose_mode`):
            the submissions, the other students and the output folder do not
            exist in there. No network.
 ``basic``  where bubblewrap is missing or cannot create namespaces: the limits
-           and the throwaway folder. It can read whatever its user can read
+           and the throwaway folder (as root, a ``/proc`` that shows the kernel its own
+           uid's processes only, where a mount namespace can be made: :mod:`.mounts`). It can read whatever its user can read
            on this machine and reach the network.
 
 As root, in both modes, each kernel runs as a fresh unprivileged uid of its
@@ -149,7 +150,8 @@ def start_confined(config: dict, uid: int | None, kdir: Path, work: Path, cmd: l
                    run, **kw):
     """``run(argv, ...)`` (Popen or subprocess.run) for ``cmd`` in the sandbox, as ``uid``."""
     env = _kernel_env(config, work)
-    view = mounts.View([*config["readable"], kdir, *writable]) if uid is not None else None
+    view = mounts.View([*config["readable"], kdir, *writable], hide_processes=config["mode"] == "basic") \
+        if uid is not None else None
     if config["mode"] == "bwrap":
         cmd = bwrap_argv(config, [kdir, *writable], work, cmd, env)
     return run(cmd, env=env, cwd="/" if config["mode"] == "bwrap" else work, preexec_fn=_limits(config, uid, view),
