@@ -406,6 +406,21 @@ def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_d
         runner.wait()
 
 
+def grade_alone(student: str, notebooks: dict) -> tuple[Path, subprocess.CompletedProcess]:
+    """(base folder, finished run): ``student`` alone, graded on the command line in basic mode."""
+    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    (base / "subs" / student).mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, base / "subs" / student / f"{name}.ipynb")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+         "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
+         "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    return base, proc
+
+
 STAYS = '''\
 import os, signal, subprocess, sys
 kernel = get_ipython().kernel
@@ -421,23 +436,14 @@ def square(x):
 
 
 @pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
-def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind(tmp_path):
+def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind():
     """Issue #31 item 2 (basic mode): the kernel ignores nbgrader's shutdown request and SIGTERM,
     so jupyter_client SIGKILLs the wrapper's process group; its detached child (of the kernel's
     uid, holding nbgrader's stdout and stderr, sleeping 240 s) is ended, the uid's lock released,
     and labkit does not wait for it."""
-    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
-    os.chmod(base, 0o711)
-    (base / "subs" / "stayer").mkdir(parents=True)
-    nbformat.write(_nb("1_squares", square=STAYS), base / "subs" / "stayer" / "1_squares.ipynb")
-    nbformat.write(_nb("2_lists"), base / "subs" / "stayer" / "2_lists.ipynb")
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    start = time.monotonic()
+    start, base = time.monotonic(), None
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
-             "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
-             "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+        base, proc = grade_alone("stayer", {"1_squares": _nb("1_squares", square=STAYS), "2_lists": _nb("2_lists")})
         took = time.monotonic() - start
         alive = [line for line in survivors() if " advstay " in line]
         text = (base / "course" / "autograded" / "stayer" / "lab" / "1_squares.ipynb").read_text()
@@ -450,7 +456,8 @@ def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind(tmp_path
         for line in survivors():
             if " advstay " in line:
                 os.kill(int(line.split()[0]), 9)
-        shutil.rmtree(base, ignore_errors=True)
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
@@ -496,20 +503,12 @@ def square(x):
 
 
 @pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
-def test_item3_a_basic_mode_kernel_sees_no_other_process(tmp_path):
+def test_item3_a_basic_mode_kernel_sees_no_other_process():
     """Issue #31 item 3 (basic mode): the kernel lists /proc and reads every command line it can;
     where a private /proc can be mounted it sees only its own uid's processes (nbgrader's, with
     the run's folders, and the wrappers' are hidden)."""
-    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
-    os.chmod(base, 0o711)
-    (base / "subs" / "snoop").mkdir(parents=True)
-    nbformat.write(_nb("1_squares", square=SNOOP), base / "subs" / "snoop" / "1_squares.ipynb")
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    base, proc = grade_alone("snoop", {"1_squares": _nb("1_squares", square=SNOOP)})
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
-             "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
-             "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         text = (base / "course" / "autograded" / "snoop" / "lab" / "1_squares.ipynb").read_text()
         assert "OTHERS 0 NBGRADER 0" in text, re.findall(r"OTHERS \d+ NBGRADER \d+", text)
