@@ -98,6 +98,28 @@ def test_a_lying_entry_is_cut_at_the_cap_in_bytes_actually_decompressed(tmp_path
         assert sub.notes == ["2_lists.ipynb is larger than 1 MB (not graded)"]
 
 
+def test_item6_an_entry_past_the_notebook_cap_is_refused_without_holding_what_was_read(tmp_path, monkeypatch):
+    """Issue #31 item 6: an entry that declares 1 KB and inflates past the notebook cap (16 MB
+    here) is refused while this process holds a small fraction of the cap, not the cap itself."""
+    cap = 16 << 20
+    monkeypatch.setattr(submissions, "MAX_NOTEBOOK_BYTES", cap)
+    (tmp_path / "subs").mkdir()
+    for method, name in ((zipfile.ZIP_BZIP2, "bz"), (zipfile.ZIP_DEFLATED, "fl")):
+        lying_zip(tmp_path / "subs" / f"{name}.zip", {"1_squares.ipynb": b" " * (cap + (1 << 20))}, "1_squares.ipynb",
+                  method=method)
+    tracemalloc.start()
+    try:
+        found = find_submissions(tmp_path / "subs")
+        for sub in found:
+            submissions.read_submission(sub)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    for sub in found:
+        assert sub.files == {} and sub.notes == ["1_squares.ipynb is larger than 16 MB (not graded)"], sub.notes
+    assert peak < cap // 8, f"reading held {peak >> 20} MB for a 16 MB cap"
+
+
 def test_an_honest_nested_zip_bomb_is_never_held_in_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(submissions, "MAX_SUBMISSION_BYTES", 30 << 20)
     inner = io.BytesIO()
@@ -421,3 +443,75 @@ def test_every_attacker_has_its_rows_and_the_run_says_its_mode(attacked):
     assert any(line.startswith("isolation: ") for line in lines)
     if mode == "bwrap":
         assert not NO_BWRAP
+
+
+# --------------------------------------------------------------------------- outputs that weigh more than they say (issue #31, item 4)
+
+DISPLAY_FLOOD = '''\
+from IPython.display import display, update_display
+for _ in range(400):                          # 400 outputs sharing one display id ...
+    display({"text/plain": "."}, raw=True, display_id="same")
+update_display({"text/plain": "u" * 100_000}, raw=True, display_id="same")  # ... each filled with 100 KB
+
+def square(x):
+    return x * x
+'''
+METADATA_FLOOD = '''\
+from IPython.display import display
+display({"text/plain": "m"}, raw=True, metadata={"text/plain": {"pad": "m" * (8 << 20)}})
+
+def square(x):
+    return x * x
+'''
+WIDGET_FLOOD = '''\
+import comm
+state = {"_model_name": "DOMWidgetModel", "_model_module": "@jupyter-widgets/base", "_model_module_version": "2.0.0"}
+c = comm.create_comm(target_name="jupyter.widget", data={"state": state, "buffer_paths": []})
+for i in range(8):                            # binary buffers, kept base64 in metadata.widgets
+    c.send({"method": "update", "state": {f"b{i}": None}, "buffer_paths": [[f"b{i}"]]}, buffers=[b"w" * (1 << 20)])
+
+def square(x):
+    return x * x
+'''
+MANY_OUTPUTS = '''\
+from IPython.display import display
+for _ in range(120_000):
+    display({"text/plain": "."}, raw=True)
+
+def square(x):
+    return x * x
+'''
+FLOODS = {"displayer": DISPLAY_FLOOD, "metadata": METADATA_FLOOD, "widgets": WIDGET_FLOOD, "many": MANY_OUTPUTS}
+
+
+@pytest.fixture(scope="module", params=sorted({SANDBOX, "basic"}))
+def flooded(request, tmp_path_factory):
+    """(root, rows): one student per flood (with a right 1_squares otherwise and the 2_lists
+    solution), graded with 1 MB of output per notebook."""
+    root = tmp_path_factory.mktemp(f"flooded-{request.param}")
+    for student, source in FLOODS.items():
+        nb = read("solution", "1_squares")
+        cell(nb, "square").source = source
+        write(nb, root / "subs" / student / "1_squares.ipynb")
+        write(read("solution", "2_lists"), root / "subs" / student / "2_lists.ipynb")
+    autograde(root / "subs", solutions=SOLUTIONS, out=root / "out", keep=root / "course", log=lambda line: None,
+              options=Options(timeout=20, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=request.param, output_mb=1))
+    return root, load_csv(root / "out" / "grades.csv")
+
+
+@pytest.mark.parametrize("student", sorted(FLOODS))
+def test_item4_every_kept_byte_is_weighed_and_a_flood_keeps_a_cut_notebook(flooded, student):
+    """Display-id updates count once per output they fill, metadata and widget buffers count,
+    and so does the number of outputs: the notebook is cut to the cap, graded, and says so."""
+    root, rows = flooded
+    row = status(rows, student, "1_squares")
+    assert row.startswith("graded") and "output over 1 MB left out" in row, row
+    # the flood of outputs is interrupted (square, defined after it, never is); the others run on
+    assert_scores(rows[student, "1_squares"], {"test_square": 0, "test_add": 2} if student == "many" else AUTO["1_squares"])
+    assert_scores(rows[student, "2_lists"], AUTO["2_lists"])
+    kept = root / "course" / "autograded" / student / "lab" / "1_squares.ipynb"
+    assert kept.stat().st_size < 2 * CAP, kept.stat().st_size
+    notes = [o.get("text", "") for o in cell(nbformat.read(kept, as_version=4), "square").outputs]
+    assert any(n.startswith("[labkit: output past 1 MB per notebook left out]") for n in notes), notes[-5:]
+    if student == "many":
+        assert "[labkit: more than 2000 outputs per notebook: the cell was interrupted]\n" in notes

@@ -404,3 +404,113 @@ def test_a_zombie_does_not_hold_a_kernel_uid_but_a_thread_behind_a_dead_leader_d
     finally:
         runner.kill()
         runner.wait()
+
+
+def grade_alone(student: str, notebooks: dict) -> tuple[Path, subprocess.CompletedProcess]:
+    """(base folder, finished run): ``student`` alone, graded on the command line in basic mode."""
+    base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    (base / "subs" / student).mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, base / "subs" / student / f"{name}.ipynb")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+         "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
+         "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+    return base, proc
+
+
+STAYS = '''\
+import os, signal, subprocess, sys
+kernel = get_ipython().kernel
+signal.signal(signal.SIGTERM, signal.SIG_IGN)      # nbgrader's SIGTERM (through the wrapper)
+kernel.shell_handlers["shutdown_request"] = kernel.control_handlers["shutdown_request"] = lambda *a: None
+subprocess.Popen([sys.executable, "-c", "import time; open('/proc/self/comm', 'w').write('advstay'); time.sleep(240)"],
+                 start_new_session=True, stdin=subprocess.DEVNULL)   # keeps nbgrader's stdout and stderr
+print("KERNEL-UID", os.getuid())
+
+def square(x):
+    return x * x
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind():
+    """Issue #31 item 2 (basic mode): the kernel ignores nbgrader's shutdown request and SIGTERM,
+    so jupyter_client SIGKILLs the wrapper's process group; its detached child (of the kernel's
+    uid, holding nbgrader's stdout and stderr, sleeping 240 s) is ended, the uid's lock released,
+    and labkit does not wait for it."""
+    start, base = time.monotonic(), None
+    try:
+        base, proc = grade_alone("stayer", {"1_squares": _nb("1_squares", square=STAYS), "2_lists": _nb("2_lists")})
+        took = time.monotonic() - start
+        alive = [line for line in survivors() if " advstay " in line]
+        text = (base / "course" / "autograded" / "stayer" / "lab" / "1_squares.ipynb").read_text()
+        uid = re.search(r"KERNEL-UID (\d+)", text).group(1)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert alive == [], alive
+        assert not (uids.LOCK_DIR / uid).exists(), f"the lock of kernel uid {uid} stays"
+        assert took < 150, f"labkit waited {took:.0f} s for the kernel's child"
+    finally:
+        for line in survivors():
+            if " advstay " in line:
+                os.kill(int(line.split()[0]), 9)
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item5_a_kernel_uid_is_never_given_twice(tmp_path):
+    """Issue #31 item 5: a kernel's setuid copy in a world-writable place the sweep does not
+    cover (/run/lock here) survives; so no later kernel may ever get that uid. In a range of 3
+    uids, three kernels get three uids, and a fourth is refused instead of reusing one."""
+    first = OTHER_UID - 100
+    uid_range = (first, 3)
+    copies, taken = [], []
+    try:
+        for _ in range(3):
+            with uids.KernelUser(uid_range, lock_dir=tmp_path / "locks", counter=tmp_path / "var" / "next") as uid:
+                taken.append(uid)
+                copy = Path(f"/run/lock/labkit-adv-suid-{uid}")
+                subprocess.run(["/bin/sh", "-c", f"cp /usr/bin/id {copy} && chmod 4755 {copy}"], user=uid, group=uid,
+                               extra_groups=[], check=True, cwd="/")
+                copies.append(copy)
+            assert copy.exists() and copy.stat().st_uid == uid  # what the sweep leaves
+        assert sorted(taken) == [first, first + 1, first + 2], taken
+        with pytest.raises(RuntimeError, match="never reused"):
+            with uids.KernelUser(uid_range, lock_dir=tmp_path / "locks", counter=tmp_path / "var" / "next"):
+                pass
+    finally:
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+
+
+SNOOP = '''\
+import os
+seen = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        seen[pid] = (os.stat(f"/proc/{pid}").st_uid, open(f"/proc/{pid}/cmdline", "rb").read())
+    except OSError:
+        pass
+others = [cmd for uid, cmd in seen.values() if uid != os.getuid()]
+print("OTHERS", len(others), "NBGRADER", sum(b"nbgrader" in cmd for cmd in others))
+
+def square(x):
+    return x * x
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
+def test_item3_a_basic_mode_kernel_sees_no_other_process():
+    """Issue #31 item 3 (basic mode): the kernel lists /proc and reads every command line it can;
+    where a private /proc can be mounted it sees only its own uid's processes (nbgrader's, with
+    the run's folders, and the wrappers' are hidden)."""
+    base, proc = grade_alone("snoop", {"1_squares": _nb("1_squares", square=SNOOP)})
+    try:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        text = (base / "course" / "autograded" / "snoop" / "lab" / "1_squares.ipynb").read_text()
+        assert "OTHERS 0 NBGRADER 0" in text, re.findall(r"OTHERS \d+ NBGRADER \d+", text)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

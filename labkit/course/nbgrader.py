@@ -21,6 +21,7 @@ from labkit.errors import GradingError
 
 ASSIGNMENT = "lab"     # the nbgrader assignment every labkit course holds
 COURSE_ID = "labkit"
+STREAM_GRACE = 5  # seconds to read what is left in nbgrader's pipes once it has exited
 
 
 class NbgraderError(GradingError):
@@ -52,8 +53,8 @@ def run_nbgrader(args: list[str], cwd: str | os.PathLike, *, check: bool = True,
         proc.kill()
         proc.wait()
         raise  # the readers are daemons: a kernel that still holds the pipes does not hold us
-    out.join()
-    err.join()
+    for capture in (out, err):  # nbgrader has exited: a process that kept its pipes does not hold us
+        capture.join(STREAM_GRACE)
     done = subprocess.CompletedProcess(proc.args, returncode, out.text(), err.text())
     done.cut = out.cut + err.cut
     if check and returncode != 0:

@@ -31,6 +31,7 @@ class Capture:
         self._sizes = [0, 0, 0]                        # bytes in head, kept, tail
         self._cut_at: int | None = None                # line number after which something was left out
         self._n = 0
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
@@ -70,17 +71,22 @@ class Capture:
 
     def _line(self, line: bytes, dropped: int) -> None:
         if dropped:
-            self.cut += dropped
             line = line.rstrip(b"\n") + f" [labkit: {dropped} more bytes of this line left out]\n".encode()
-        self._add(line)
+        with self._lock:
+            self.cut += dropped
+            self._add(line)
 
-    def join(self) -> None:
-        self._thread.join()
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the end of the stream, at most ``timeout`` seconds; False if it has not ended
+        (a process that outlived the writer still holds the pipe: :meth:`text` is what came so far)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def text(self) -> str:
         """What was kept, in order, with a note where bytes were left out."""
-        parts = list(self._head)
-        if self.cut:
-            parts.append(f"[labkit: {self.cut} bytes of output left out]\n".encode())
-        parts += [line for _, line in sorted(self._kept + list(self._tail))]
+        with self._lock:
+            parts = list(self._head)
+            if self.cut:
+                parts.append(f"[labkit: {self.cut} bytes of output left out]\n".encode())
+            parts += [line for _, line in sorted(self._kept + list(self._tail))]
         return b"".join(parts).decode("utf-8", errors="replace")

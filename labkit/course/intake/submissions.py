@@ -122,19 +122,20 @@ def _add(sub: Submission, rel: str, size: int, chunks) -> None:
     if size > cap:
         return _too_large(sub, rel, cap)
     try:
-        if notebook:
-            if rel in sub.files:  # a duplicate entry: the last one counts, once
-                sub.nbytes -= len(sub.files.pop(rel))
-            data = b"".join(chunks(cap))
-            sub.files[rel] = data
-            sub.nbytes += len(data)
-        else:
-            with tempfile.TemporaryFile() as spool:  # on disk, never the whole nested zip in memory
-                for piece in chunks(cap):
-                    spool.write(piece)
-                sub.nbytes += spool.tell()
-                spool.seek(0)
-                with zipfile.ZipFile(spool) as zf:
+        # on disk until it is all read: an entry refused at the cap never was in memory
+        with tempfile.TemporaryFile() as spool:
+            for piece in chunks(cap):
+                spool.write(piece)
+            size = spool.tell()
+            spool.seek(0)
+            if notebook:
+                if rel in sub.files:  # a duplicate entry: the last one counts, once
+                    sub.nbytes -= len(sub.files.pop(rel))
+                sub.files[rel] = spool.read()
+                sub.nbytes += size
+            else:
+                sub.nbytes += size
+                with zipfile.ZipFile(spool) as zf:  # never the whole nested zip in memory
                     _read_zip(zf, f"{rel}/", sub)
     except unzip.TooLarge:
         _too_large(sub, rel, cap)

@@ -13,7 +13,8 @@ Owns:
 - ``kernel``   the kernel it starts: IPython's, ending at once when nbgrader shuts it down
 - ``bwrap``    bubblewrap: whether it works here, the command line that confines a kernel
 - ``uids``     as root, a fresh unprivileged uid per kernel, and what it left in /tmp removed
-- ``reaping``  ending processes: every process of a uid, every descendant of the wrapper
+- ``reaping``  ending processes: every process of a uid, every descendant of the wrapper, and the
+               guardian that ends them when the wrapper itself is SIGKILLed
 - ``mounts``   the folders a kernel's uid must reach behind folders it may not enter (a mount view)
 
 May import: the standard library and ``labkit.errors`` (``prepare``); nothing else of labkit

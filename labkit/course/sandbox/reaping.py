@@ -3,7 +3,8 @@
 Owns: :func:`processes_of` (the live processes of a uid, zombies left out),
 :func:`kill_all` (SIGKILL every process of a uid, sent as that uid, until none is
 left), :func:`become_subreaper` and :func:`end_descendants` (the wrapper kills
-what its kernel left, also not as root, where the kernel has no uid of its own).
+what its kernel left, also not as root, where the kernel has no uid of its own), :class:`Guardian`
+(a cleanup that runs even when the wrapper is SIGKILLed).
 """
 from __future__ import annotations
 
@@ -78,9 +79,9 @@ def become_subreaper() -> None:
         pass
 
 
-def end_descendants(rounds: int = 200) -> int:
-    """SIGKILL this process's children, reap them, and again for the orphans that come back to
-    it as a subreaper, until none is left. Returns how many were ended."""
+def end_descendants(rounds: int = 200, spare: tuple[int, ...] = ()) -> int:
+    """SIGKILL this process's children (but ``spare``), reap them, and again for the orphans that
+    come back to it as a subreaper, until none is left. Returns how many were ended."""
     me, ended = str(os.getpid()), 0
     for _ in range(rounds):
         children = []
@@ -90,7 +91,7 @@ def end_descendants(rounds: int = 200) -> int:
                     stat = Path(f"/proc/{entry.name}/stat").read_text()
                 except OSError:
                     continue
-                if stat.rsplit(")", 1)[1].split()[1] == me:  # field 4: the parent's pid
+                if stat.rsplit(")", 1)[1].split()[1] == me and int(entry.name) not in spare:  # field 4: parent
                     children.append(int(entry.name))
         if not children:
             return ended
@@ -107,3 +108,44 @@ def end_descendants(rounds: int = 200) -> int:
         except ChildProcessError:
             pass
     return ended
+
+
+class Guardian:
+    """A process of this one's, in a session of its own, that runs ``cleanup`` when this process
+    dies without calling :meth:`done` first.
+
+    jupyter_client ends a kernel that ignores the shutdown request and SIGTERM with SIGKILL to
+    the wrapper's whole process group, before the wrapper's own cleanup: the guardian is outside
+    that group (``setsid``), holds none of nbgrader's pipes (its 0, 1, 2 are /dev/null) and
+    waits on a pipe whose other end only this process holds, so it learns of the death at once."""
+
+    def __init__(self, cleanup):
+        read, self._write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the guardian
+            code = 0
+            try:
+                os.close(self._write)
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                if os.read(read, 4) != b"done":  # EOF: the wrapper died before its own cleanup
+                    cleanup()
+            except BaseException:  # noqa: BLE001 - a child of a fork must never return
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(read)
+
+    def done(self) -> None:
+        """The cleanup was done here: the guardian leaves without doing anything."""
+        try:
+            os.write(self._write, b"done")
+        except OSError:  # it is gone already
+            pass
+        os.close(self._write)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass

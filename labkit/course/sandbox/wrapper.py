@@ -41,7 +41,8 @@ a per-student folder, never over the network. Two modes (:func:`choose_mode`):
            the submissions, the other students and the output folder do not
            exist in there. No network.
 ``basic``  where bubblewrap is missing or cannot create namespaces: the limits
-           and the throwaway folder. It can read whatever its user can read
+           and the throwaway folder (as root, a ``/proc`` that shows the kernel its own
+           uid's processes only, where a mount namespace can be made: :mod:`.mounts`). It can read whatever its user can read
            on this machine and reach the network.
 
 As root, in both modes, each kernel runs as a fresh unprivileged uid of its
@@ -50,7 +51,9 @@ started *as* that uid (unprivileged user namespaces), and the folders it
 binds are handed to it as open file descriptors, so a Python environment in
 a folder only root can enter (``/root``) still works. When the kernel ends,
 every process of its uid is killed and its files in ``/tmp``, ``/var/tmp``
-and ``/dev/shm`` removed. Not as root, the kernel runs as the instructor;
+and ``/dev/shm`` removed, by the wrapper or, when jupyter_client SIGKILLs the
+wrapper's process group first (a kernel that ignores the shutdown request and
+SIGTERM), by its guardian (:class:`labkit.course.sandbox.reaping.Guardian`). Not as root, the kernel runs as the instructor;
 the wrapper is a subreaper and kills every process the kernel left.
 """
 from __future__ import annotations
@@ -147,7 +150,8 @@ def start_confined(config: dict, uid: int | None, kdir: Path, work: Path, cmd: l
                    run, **kw):
     """``run(argv, ...)`` (Popen or subprocess.run) for ``cmd`` in the sandbox, as ``uid``."""
     env = _kernel_env(config, work)
-    view = mounts.View([*config["readable"], kdir, *writable]) if uid is not None else None
+    view = mounts.View([*config["readable"], kdir, *writable], hide_processes=config["mode"] == "basic") \
+        if uid is not None else None
     if config["mode"] == "bwrap":
         cmd = bwrap_argv(config, [kdir, *writable], work, cmd, env)
     return run(cmd, env=env, cwd="/" if config["mode"] == "bwrap" else work, preexec_fn=_limits(config, uid, view),
@@ -182,8 +186,11 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
     # Interrupts reach the kernel as messages; the wrapper ignores SIGINT and passes SIGTERM on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reaping.become_subreaper()
-    with kernel_user(config) as uid:
+    user = kernel_user(config)
+    with user as uid:
         kdir, work = kernel_folder(config, uid)
+        # if this wrapper is SIGKILLed (with its process group), the guardian ends the uid instead
+        guardian = reaping.Guardian(lambda: (user.__exit__(None, None, None), shutil.rmtree(kdir, ignore_errors=True)))
         try:
             conn = kdir / "connection.json"
             conn.write_text(json.dumps(info))
@@ -192,8 +199,9 @@ def launch(config_path: str, connection_file: str, extra: list[str]) -> int:
             line = _run_kernel(config, uid, kdir, work,
                                [sys.executable, "-m", "labkit.course.sandbox.kernel", "-f", str(conn), *extra])
         finally:
-            reaping.end_descendants()  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
+            reaping.end_descendants(spare=(guardian.pid,))  # what the kernel left (as root, uids.KernelUser ends its whole uid too)
             shutil.rmtree(kdir, ignore_errors=True)
+    guardian.done()
     with open(config["record"], "a") as f:
         f.write(json.dumps(line) + "\n")
     returncode = line["returncode"]
