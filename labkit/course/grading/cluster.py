@@ -170,7 +170,7 @@ class Dask:
         client = self._connect()
         tasks = _Tasks(client, self.address, subs, run, log)
         try:
-            tasks.run()
+            tasks.submit_and_collect()
         finally:
             tasks.progress.close()
             try:
@@ -205,7 +205,7 @@ class _Tasks:
         self.todo = iter(enumerate(subs))
         self.batch = uuid.uuid4().hex[:8]
 
-    def run(self) -> None:
+    def submit_and_collect(self) -> None:
         from distributed import as_completed
 
         self.shared = self._share()
