@@ -120,14 +120,14 @@ class Timers:
 
 def grade_one_timed(tmp: Path) -> dict[str, float]:
     """Grade one submission in this process with every step timed; the breakdown in seconds."""
-    from labkit.course.grading import assignment, autograde, gradebook, student
+    from labkit.course.grading import assignment, autograde, executors, gradebook, student
     from labkit.course.grading.records import Options
 
     kept = tmp / "kept"
     kept.mkdir()
 
     def keep_course(args, kwargs, result):  # what the student's course folder says, before it is removed
-        course = result[1]
+        course = result.course
         if course is not None:
             shutil.copytree(course / "autograded", kept / "autograded")
             shutil.copyfile(course / "kernels.jsonl", kept / "kernels.jsonl")
@@ -136,7 +136,7 @@ def grade_one_timed(tmp: Path) -> dict[str, float]:
     for name in ("prepare_run", "warm_mnist", "build_template", "build_class_course", "write_grades",
                  "write_outputs", "write_feedback"):
         t.wrap(autograde, name)  # the names autograde imported, as it calls them
-    t.wrap(autograde, "grade_student", after=keep_course)
+    t.wrap(executors, "grade_student", after=keep_course)  # as the local executor calls it
     t.wrap(student, "run_nbgrader", "nbgrader autograde")
     t.wrap(assignment, "run_nbgrader", "nbgrader generate_assignment")
     t.wrap(gradebook, "run_nbgrader", "nbgrader generate_feedback")

@@ -24,7 +24,7 @@ import pytest
 
 from labkit.course.grading import gradebook
 from labkit.course.grading.autograde import autograde
-from labkit.course.grading.gradebook import export
+from labkit.course.grading.kept import export
 from labkit.course.grading.records import Options
 from labkit.course.intake import submissions
 from labkit.course.intake.repair import repair_notebook

@@ -2,14 +2,17 @@
 
 Owns:
 
-- ``autograde``    ``labkit autograde``: the run that ties the stages together
-- ``records``      the run's records: :class:`Options` (the limits an instructor sets), :class:`Row`, :class:`Run`
+- ``autograde``    ``labkit autograde``: the run as named stages (intake, set-up, grading, outputs)
+- ``records``      the run's records: ``Options`` and ``Settings`` (checked once, frozen), ``Run``, ``Row``,
+                   ``StudentResult`` (one student's result), ``GradeLine`` (one line of grades.csv)
 - ``runsetup``     a run's set-up before its students (run folder, sandbox probe, MNIST cache), here or on a worker
 - ``assignment``   the template nbgrader course every student's grading starts from
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
+- ``executors``    where the students are graded, behind one interface: here (``--jobs``) or on a cluster
 - ``cluster``      ``--scheduler``: students graded as tasks on a Dask cluster's workers
 - ``progress``     students done, running and left (tqdm)
-- ``gradebook``    the class gradebook, grades.csv and the feedback pages (``--from-course`` too)
+- ``gradebook``    the class gradebook, grades.csv and the feedback pages
+- ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
 
@@ -18,7 +21,7 @@ May import: ``labkit.course.intake``, ``labkit.course.sandbox``, ``labkit.course
 ``grading`` but the command line (``labkit.cli``) and the rooms that build on a graded class.
 
 Room for what comes next: the class's persistent course (graded across the term, regraded
-after the formgrader) belongs here, beside ``gradebook``. The marking web page for written
+after the formgrader) belongs here, beside ``gradebook`` and ``kept``. The marking web page for written
 answers (``labkit mark``) gets its own subpackage, ``labkit.course.marking``, and the students'
 feedback pages and the class report theirs, ``labkit.course.report``: both read what grading
 wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them.

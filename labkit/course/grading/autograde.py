@@ -39,30 +39,28 @@ The submissions are never modified; running twice gives the same grades.csv.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import shutil
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
-from labkit.course.grading.assignment import build_template
-from labkit.course.grading.exports import check_lms, outputs_from_course, save_students, write_outputs
-from labkit.course.grading.gradebook import ROWS_FILE, build_class_course, export, make_private, write_feedback, write_grades
-from labkit.course.grading.progress import Progress
-from labkit.course.grading.records import Options, Row, Run
+from labkit.course.grading import kept
+from labkit.course.grading.assignment import Template, build_template
+from labkit.course.grading.executors import executor_for
+from labkit.course.grading.exports import check_lms, write_outputs
+from labkit.course.grading.gradebook import (build_class_course, grade_columns, line_as_csv, make_private,
+                                             write_feedback, write_grades)
+from labkit.course.grading.records import Options, Row, Run, Settings, StudentResult
 from labkit.course.grading.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
-from labkit.course.grading.student import grade_student
 from labkit.course.intake.layouts import LAYOUTS, read_submissions
 from labkit.course.intake.roster import apply_roster, read_roster
 from labkit.course.intake.submissions import Submission
 from labkit.course.nbgrader import ASSIGNMENT
-from labkit.course.paths import require_project_root
 from labkit.course.sandbox import prepare as sandbox
 from labkit.errors import OptionError
+
 
 def autograde(
     submissions: str | os.PathLike,
@@ -85,120 +83,109 @@ def autograde(
     ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
     rows. ``scheduler``: a Dask scheduler's address; each student is graded on its workers
     (:mod:`labkit.course.grading.cluster`) instead of ``options.jobs`` at a time here.
+    Returns grades.csv's rows (without the header). The parameters become one frozen
+    :class:`~labkit.course.grading.records.Settings`, checked once; :func:`grade_class` grades it."""
+    return grade_class(Settings.build(
+        submissions, solutions=solutions, out=out, keep=keep, options=options, layout=layout, roster=roster,
+        roster_columns=roster_columns, lms=lms, lms_column=lms_column, scheduler=scheduler), log)
+
+
+def grade_class(settings: Settings, log=print) -> list[list[str]]:
+    """The stages of a run: intake, set-up, every student (here or on a cluster), the class's outputs.
     Returns grades.csv's rows (without the header)."""
-    options = options or Options()
-    if options.timeout < 1 or options.jobs < 1 or options.memory_mb < 256 or options.cpu_seconds < 1 \
-            or options.output_mb < 1:
-        raise OptionError("--timeout, --jobs, --cpu-limit and --max-output must be positive "
-                         "and --memory at least 256 (MB)")
-    if solutions is None:
-        solutions = require_project_root() / "solutions"
-    solutions, out = Path(solutions).resolve(), Path(out).resolve()
-    submissions = Path(submissions).resolve()
-    if not solutions.is_dir():
-        raise OptionError(f"no solutions folder {solutions}")
-    subs, layout = read_submissions(submissions, layout, sorted(p.stem for p in solutions.glob("*.ipynb")))
-    class_roster = read_roster(roster, **(roster_columns or {})) if roster is not None else None
-    check_lms(tuple(lms), layout, class_roster.kind if class_roster else None)
-    if class_roster is not None:
-        subs = apply_roster(subs, class_roster)
-    keep_dir = Path(keep).resolve() if keep else None
-    if keep_dir is not None and keep_dir.exists() and any(keep_dir.iterdir()):
-        raise OptionError(f"--keep {keep_dir}: the folder exists and is not empty")
-    for path, what in ((out, "--out"), (keep_dir, "--keep")):
-        if path is not None and (path == submissions or submissions in path.parents):
-            raise OptionError(f"{what} {path} lies inside the submissions folder {submissions}")
-    mode, why_not = sandbox.choose_mode(options.sandbox)
+    subs, layout = take_in(settings)
+    executor = executor_for(settings.scheduler)
+    mode, why_not = sandbox.choose_mode(settings.options.sandbox)
     started = time.perf_counter()
     old_umask = os.umask(0o077)  # everything in the run: private to the instructor
     run_dir = Path(tempfile.mkdtemp(prefix="labkit-autograde-"))
     try:
-        hidden = hidden_paths(solutions, submissions, out, keep_dir, run_dir)
-        run, config = prepare_run(run_dir, options, mode, hidden, log, probe=not scheduler)
-        options = run.options
-        # the template course, while MNIST is loaded into a cache the kernels read
-        texts = [] if scheduler else [p.read_text(errors="replace") for p in solutions.glob("*.ipynb")]
-        prewarm = start_mnist(run, texts)  # on a cluster, each worker has its own cache
-        template = run.template = build_template(run_dir, solutions, options.assignment)
-        warm_mnist(run, prewarm, log)
-        log(f"labkit autograde: {len(subs)} submissions in {submissions} ({layout} layout), notebooks "
-            + ", ".join(template.notebooks) + f"; {options.jobs} at a time")
-        if not scheduler:  # on a cluster each worker says what it isolates, in its students' logs
+        run, config = set_up(settings, run_dir, mode, executor.local, log)
+        log(f"labkit autograde: {len(subs)} submissions in {settings.submissions} ({layout} layout), notebooks "
+            + ", ".join(run.template.notebooks) + f"; {run.options.jobs} at a time")
+        if executor.local:  # on a cluster each worker says what it isolates, in its students' logs
             log(f"isolation: {sandbox.describe(config, why_not)}")
-
-        if scheduler:
-            from labkit.course.grading.cluster import grade_on_cluster
-
-            results = grade_on_cluster(scheduler, subs, run, log)
-        else:
-            results = _grade_locally(subs, run, log)
-        rows = [row for i in sorted(results) for row in results[i][0]]
-        graded = [(subs[i].student, results[i][1]) for i in sorted(results) if results[i][1] is not None]
-        class_course = keep_dir or run_dir / "class"
-        try:
-            build_class_course(class_course, template, graded)
-            (class_course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
-            save_students(class_course, subs, layout, tuple(lms), lms_column)
-            gradebooks = [class_course / "gradebook.db"]
-        except Exception as e:  # the class's grading must not be lost with it
-            log(f"labkit autograde: warning: the class course could not be built ({type(e).__name__}: {e}); "
-                "grades.csv comes from each student's own gradebook, and there is no feedback"
-                + (f" and no usable kept course in {keep_dir}" if keep_dir else ""))
-            gradebooks, class_course = [src / "gradebook.db" for _, src in graded], None
-        out.mkdir(parents=True, exist_ok=True)  # still under umask 077
-        os.chmod(out, 0o700)  # also when it was there before: what goes in is private at once
-        logs = out / "logs"
-        if logs.exists():
-            shutil.rmtree(logs)
-        logs.mkdir()
-        for i in sorted(results):
-            (logs / f"{subs[i].student}.txt").write_text(results[i][2], encoding="utf-8", errors="replace")
-        table = write_grades(gradebooks, template, rows, out / "grades.csv")
-        written = write_outputs(table, subs, template, out, tuple(lms), lms_column, layout, log)
-        n = write_feedback(class_course, run_dir, template.assignment, out / "feedback", log) if class_course else 0
-        log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', *written])} ({len(table)} rows) "
-            f"and {n} feedback pages in {out / 'feedback'} "
-            f"({time.perf_counter() - started:.0f} s)")
-        make_private(out, keep_dir)  # hidden tests, grades and logs: the instructor's eyes only
-        if keep_dir is not None:
-            log(f"kept the class course in {keep_dir} (nbgrader's formgrader: see docs/instructors.md)")
-        return table
+        results = executor.grade(subs, run, log)
+        return write_class(settings, subs, layout, run, results, started, log)
     finally:
         os.umask(old_umask)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _grade_locally(subs: list[Submission], run: Run, log) -> dict[int, tuple[list[Row], Path | None, str]]:
-    """Every student graded here, ``run.options.jobs`` at a time: {index: (rows, course or None, log)}."""
-    results: dict[int, tuple[list[Row], Path | None, str]] = {}
-    lock = threading.Lock()
-    progress = Progress(len(subs))
+def take_in(settings: Settings) -> tuple[list[Submission], str]:
+    """Intake: the submissions read in their layout, the roster applied, the import files checked
+    before anything is graded. Returns the submissions and the layout they were read in."""
+    expected = sorted(p.stem for p in settings.solutions.glob("*.ipynb"))
+    subs, layout = read_submissions(settings.submissions, settings.layout, expected)
+    class_roster = read_roster(settings.roster, **settings.roster_columns) if settings.roster is not None else None
+    check_lms(settings.lms, layout, class_roster.kind if class_roster else None)
+    if class_roster is not None:
+        subs = apply_roster(subs, class_roster)
+    return subs, layout
 
-    def job(i: int, sub: Submission):
-        t0 = time.perf_counter()
-        progress.start()
-        result = grade_student(sub, i, run)
-        with lock:
-            results[i] = result
-            progress.finish()
-            outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in result[0])
-            progress.write(f"  {sub.student}: {outcome} ({time.perf_counter() - t0:.0f} s)", log)
 
+def set_up(settings: Settings, run_dir: Path, mode: str, local: bool, log) -> tuple[Run, dict]:
+    """The run in ``run_dir``: the sandbox probed (when the students are graded here), the template
+    course built while MNIST is decoded into a cache the kernels read. Returns the run and the
+    sandbox config the probe used."""
+    hidden = hidden_paths(settings.solutions, settings.submissions, settings.out, settings.keep, run_dir)
+    run, config = prepare_run(run_dir, settings.options, mode, hidden, log, probe=local)
+    texts = [p.read_text(errors="replace") for p in settings.solutions.glob("*.ipynb")] if local else []
+    prewarm = start_mnist(run, texts)  # on a cluster, each worker has its own cache
+    run = dataclasses.replace(run, template=build_template(run_dir, settings.solutions, run.options.assignment))
+    return warm_mnist(run, prewarm, log), config
+
+
+def write_class(settings: Settings, subs: list[Submission], layout: str, run: Run, results: dict[int, StudentResult],
+                started: float, log) -> list[list[str]]:
+    """The class's outputs: the class course (kept with ``--keep``), the logs, grades.csv,
+    summary.csv and the import files, the feedback pages. Returns grades.csv's rows."""
+    template, out = run.template, settings.out
+    rows = [row for i in sorted(results) for row in results[i].rows]
+    graded = [(subs[i].student, results[i].course) for i in sorted(results) if results[i].course is not None]
+    class_course, gradebooks = _class_course(settings, template, rows, graded, subs, layout, run.dir, log)
+    out.mkdir(parents=True, exist_ok=True)  # still under umask 077
+    os.chmod(out, 0o700)  # also when it was there before: what goes in is private at once
+    logs = out / "logs"
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir()
+    for i in sorted(results):
+        (logs / f"{subs[i].student}.txt").write_text(results[i].log, encoding="utf-8", errors="replace")
+    lines = write_grades(gradebooks, template, rows, out / "grades.csv")
+    written = write_outputs(lines, subs, template, out, settings.lms, settings.lms_column, layout, log)
+    n = write_feedback(class_course, run.dir, template.assignment, out / "feedback", log) if class_course else 0
+    log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', *written])} ({len(lines)} rows) "
+        f"and {n} feedback pages in {out / 'feedback'} "
+        f"({time.perf_counter() - started:.0f} s)")
+    make_private(out, settings.keep)  # hidden tests, grades and logs: the instructor's eyes only
+    if settings.keep is not None:
+        log(f"kept the class course in {settings.keep} (nbgrader's formgrader: see docs/instructors.md)")
+    return [line_as_csv(line, grade_columns(template)) for line in lines]
+
+
+def _class_course(settings: Settings, template: Template, rows: list[Row], graded: list[tuple[str, Path]],
+                  subs: list[Submission], layout: str, run_dir: Path, log) -> tuple[Path | None, list[Path]]:
+    """The class course (every student's gradebook merged, what ``--from-course`` reads kept in it)
+    and the gradebooks grades.csv is read from; without a class course when it cannot be built."""
+    class_course = settings.keep or run_dir / "class"
     try:
-        with ThreadPoolExecutor(max_workers=run.options.jobs) as pool:
-            for f in [pool.submit(job, i, sub) for i, sub in enumerate(subs)]:
-                f.result()
-    finally:
-        progress.close()
-    return results
+        build_class_course(class_course, template, graded)
+        kept.save(class_course, rows, subs, layout, settings.lms, settings.lms_column)
+        return class_course, [class_course / "gradebook.db"]
+    except Exception as e:  # the class's grading must not be lost with it
+        log(f"labkit autograde: warning: the class course could not be built ({type(e).__name__}: {e}); "
+            "grades.csv comes from each student's own gradebook, and there is no feedback"
+            + (f" and no usable kept course in {settings.keep}" if settings.keep else ""))
+        return None, [src / "gradebook.db" for _, src in graded]
 
 
 def _cmd_autograde(args) -> int:
     if args.from_course:
         if args.submissions:
             raise OptionError("give either SUBMISSIONS or --from-course, not both")
-        table = export(args.from_course, args.out)
-        for path in outputs_from_course(args.from_course, args.out, table):
+        lines = kept.export(args.from_course, args.out)
+        for path in kept.outputs(args.from_course, args.out, lines):
             print(f"wrote {path}")
         return 0
     if not args.submissions:

@@ -1,12 +1,13 @@
 """Grading on a Dask cluster: ``labkit autograde SUBMISSIONS --scheduler ADDRESS``.
 
-Owns: :func:`grade_on_cluster` (the client side: each student one Dask task,
+Owns: :class:`Dask` (the client side, an
+:class:`~labkit.course.grading.executors.Executor`: each student one Dask task,
 at most a window of them read and in flight at once, results kept once per
 student) and :func:`grade_task` (the worker side). A task carries everything
 the worker needs: the submission's bytes (read on the instructor's machine),
 the template course (a tar, scattered once to every worker) and the
-:class:`~labkit.course.grading.records.Options`; it returns the rows, the student's
-course folder (gradebook and autograded notebooks, as a tar) and the log. A
+:class:`~labkit.course.grading.records.Options`; it returns a :class:`Packed`:
+the student's result and course folder (gradebook and autograded notebooks, as a tar). A
 worker never sees the instructor's checkout or the submissions folder. It
 needs the same Python environment (labkit with its ``grading`` extra, torch)
 and, for the real lab, MNIST in its own ``LABKIT_DATA``.
@@ -34,12 +35,13 @@ import tarfile
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from labkit.course.grading.assignment import Template
 from labkit.course.grading.progress import Progress
-from labkit.course.grading.records import Options, Row, Run
+from labkit.course.grading.records import Options, Row, Run, StudentResult
 from labkit.course.grading.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
 from labkit.course.grading.student import grade_student
 from labkit.course.intake.repair import short
@@ -102,15 +104,24 @@ def _worker_run(key: str, template_tar: bytes, template: Template, options: Opti
         slots = max(options.jobs, host_slots.get(host, 0))
         run, config = prepare_run(run_dir, options, mode, hidden, notes.append, host_slots=slots)
         unpack(template_tar, run_dir / "template")
-        run.template = dataclasses.replace(template, course=run_dir / "template")
-        warm_mnist(run, start_mnist(run, [json.dumps(nb) for nb in template.source.values()]), notes.append)
+        run = dataclasses.replace(run, template=dataclasses.replace(template, course=run_dir / "template"))
+        run = warm_mnist(run, start_mnist(run, [json.dumps(nb) for nb in template.source.values()]), notes.append)
         notes.append(f"worker {worker.address}: isolation: {sandbox.describe(config, why_not)}")
         _RUNS[key] = (run, threading.Semaphore(run.options.jobs), "\n".join(notes))
         return _RUNS[key]
 
 
-def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, Options, dict[str, int]]):
-    """On a worker: grade one student. Returns (rows, the student's course as a tar or None, log)."""
+@dataclass
+class Packed:
+    """What a worker sends back for one student: the result (its ``course`` None: the folder is the
+    worker's) and the student's course folder as a tar (:func:`pack`), None when nothing was graded."""
+
+    result: StudentResult
+    course: bytes | None
+
+
+def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, Options, dict[str, int]]) -> Packed:
+    """On a worker: grade one student."""
     key, template_tar, template, options, host_slots = shared
     run, slots, notes = _worker_run(key, template_tar, template, options, host_slots)
     course, ipc = run.dir / "courses" / str(index), run.dir / "ipc" / str(index)
@@ -118,8 +129,9 @@ def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, 
         for folder in (course, ipc):  # a retried task on this worker starts afresh
             shutil.rmtree(folder, ignore_errors=True)
         try:
-            rows, graded, log = grade_student(sub, index, run)
-            return rows, (pack(graded) if graded is not None else None), f"{notes}\n{log}".strip()
+            result = grade_student(sub, index, run)
+            return Packed(StudentResult(result.rows, None, f"{notes}\n{result.log}".strip()),
+                          pack(result.course) if result.course is not None else None)
         finally:
             for folder in (course, ipc):
                 shutil.rmtree(folder, ignore_errors=True)
@@ -128,95 +140,126 @@ def grade_task(index: int, sub: Submission, shared: tuple[str, bytes, Template, 
 # --------------------------------------------------------------------------- client side
 
 
-def _failed(sub: Submission, template: Template, error: BaseException) -> tuple[list[Row], None, str]:
+def _failed(sub: Submission, template: Template, error: BaseException) -> StudentResult:
     name = type(error).__name__
     if name == "KilledWorker":
         reason = "error: every Dask worker that took this student died (graded nowhere: grade it again)"
     else:
         reason = f"error: grading on the cluster failed: {name}: {short(str(error), 100)}"
-    return [Row(sub.student, nb, reason) for nb in template.notebooks], None, f"labkit: {reason}\n{error!r}"
+    return StudentResult([Row(sub.student, nb, reason) for nb in template.notebooks], None,
+                         f"labkit: {reason}\n{error!r}")
 
 
 def _gone(address: str, error: BaseException) -> GradingError:
     return GradingError(f"the Dask scheduler at {address} went away while grading ({type(error).__name__}: "
-                      f"{short(str(error), 200)}); nothing was written: start the scheduler again and rerun")
+                        f"{short(str(error), 200)}); nothing was written: start the scheduler again and rerun")
 
 
-def grade_on_cluster(address: str, subs: list[Submission], run: Run, log=print, client_options: dict | None = None):
-    """Grade ``subs`` on the Dask cluster whose scheduler is at ``address``; returns
-    {index: (rows, the student's course folder under ``run.dir/courses`` or None, log)}."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as e:
-        raise OptionError("--scheduler needs Dask: pip install 'labkit[cluster]' (dask and distributed)") from e
-    template = run.template
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False, **(client_options or {}))
-    except (OSError, TimeoutError) as e:
-        raise OptionError(f"--scheduler {address}: cannot reach a Dask scheduler there ({e})") from e
-    results: dict[int, tuple[list[Row], Path | None, str]] = {}
-    progress = Progress(len(subs), where=f"Dask {address}")
-    try:
-        info = client.scheduler_info()
-        board = f"dashboard {client.dashboard_link}" if "dashboard" in info.get("services", {}) else "no dashboard"
-        log(f"labkit autograde: Dask cluster {address}: {len(info['workers'])} workers now; {board}")
-        template_tar = pack(template.course)
-        key = hashlib.sha256(template_tar + repr(run.options).encode()).hexdigest()[:16]
+class Dask:
+    """Every student graded as a task on the Dask cluster whose scheduler is at ``address``
+    (an :class:`~labkit.course.grading.executors.Executor`)."""
+
+    local = False
+
+    def __init__(self, address: str, client_options: dict | None = None):
+        self.address, self.client_options = address, client_options or {}
+
+    def grade(self, subs: list[Submission], run: Run, log=print) -> dict[int, StudentResult]:
+        """{index: result}, each student's course unpacked under ``run.dir/courses``. GradingError,
+        before anything is written, when the scheduler goes away."""
+        client = self._connect()
+        tasks = _Tasks(client, self.address, subs, run, log)
+        try:
+            tasks.submit_and_collect()
+        finally:
+            tasks.progress.close()
+            try:
+                client.close(timeout=5)
+            except Exception:  # the scheduler may be gone already
+                pass
+        missing = [subs[i].student for i in range(len(subs)) if i not in tasks.results]
+        if missing:  # as_completed ended without them: only when the scheduler went away
+            raise GradingError(f"the Dask scheduler at {self.address} stopped answering; {len(missing)} students "
+                               f"ungraded ({', '.join(missing[:5])}...); nothing was written")
+        return tasks.results
+
+    def _connect(self):
+        try:
+            from distributed import Client
+        except ImportError as e:
+            raise OptionError("--scheduler needs Dask: pip install 'labkit[cluster]' (dask and distributed)") from e
+        try:
+            return Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False, **self.client_options)
+        except (OSError, TimeoutError) as e:
+            raise OptionError(f"--scheduler {self.address}: cannot reach a Dask scheduler there ({e})") from e
+
+
+class _Tasks:
+    """One class's tasks on a cluster: a window of submissions read and in flight, each result kept once."""
+
+    def __init__(self, client, address: str, subs: list[Submission], run: Run, log):
+        self.client, self.address, self.subs, self.run, self.log = client, address, subs, run, log
+        self.results: dict[int, StudentResult] = {}
+        self.progress = Progress(len(subs), where=f"Dask {address}")
+        self.owner: dict[str, int] = {}
+        self.todo = iter(enumerate(subs))
+        self.batch = uuid.uuid4().hex[:8]
+
+    def submit_and_collect(self) -> None:
+        from distributed import as_completed
+
+        self.shared = self._share()
+        self.futures = as_completed(loop=self.client.loop, with_results=False)
+        threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        for _ in range(max(2, WINDOW_PER_THREAD * threads)):
+            if not self._submit_next():
+                break
+        for f in self.futures:
+            self._collect(f)
+
+    def _share(self):
+        """The template course and the options, scattered once to every worker."""
+        info = self.client.scheduler_info()
+        board = f"dashboard {self.client.dashboard_link}" if "dashboard" in info.get("services", {}) else "no dashboard"
+        self.log(f"labkit autograde: Dask cluster {self.address}: {len(info['workers'])} workers now; {board}")
+        template_tar = pack(self.run.template.course)
+        key = hashlib.sha256(template_tar + repr(self.run.options).encode()).hexdigest()[:16]
         host_slots: dict[str, int] = {}  # the kernels of workers that share a host share its processors
         for w in info["workers"].values():
             host_slots[w["host"]] = host_slots.get(w["host"], 0) + w.get("nthreads", 1)
-        shared = client.scatter((key, template_tar, template, run.options, host_slots), broadcast=True, hash=False)
-        batch = uuid.uuid4().hex[:8]
-        todo = iter(enumerate(subs))
-        futures = as_completed(loop=client.loop, with_results=False)
-        owner: dict[str, int] = {}
+        return self.client.scatter((key, template_tar, self.run.template, self.run.options, host_slots),
+                                   broadcast=True, hash=False)
 
-        def submit_next() -> bool:
-            for i, sub in todo:
-                read_submission(sub)  # the bytes go with the task; the worker never sees SUBMISSIONS
-                f = client.submit(grade_task, i, dataclasses.replace(sub), shared, key=f"labkit-grade-{batch}-{i}",
-                                  pure=False, retries=1)
-                sub.files = {}  # the task holds them until they are on their way
-                owner[f.key] = i
-                futures.add(f)
-                progress.start()
-                return True
-            return False
+    def _submit_next(self) -> bool:
+        for i, sub in self.todo:
+            read_submission(sub)  # the bytes go with the task; the worker never sees SUBMISSIONS
+            f = self.client.submit(grade_task, i, dataclasses.replace(sub), self.shared,
+                                   key=f"labkit-grade-{self.batch}-{i}", pure=False, retries=1)
+            sub.files = {}  # the task holds them until they are on their way
+            self.owner[f.key] = i
+            self.futures.add(f)
+            self.progress.start()
+            return True
+        return False
 
-        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        window = max(2, WINDOW_PER_THREAD * threads)
-        for _ in range(window):
-            if not submit_next():
-                break
-        for f in futures:
-            i = owner[f.key]
-            if i in results:  # never merged twice
-                continue
-            try:
-                rows, tar, text = f.result()
-            except Exception as e:
-                lost = type(e).__name__ in ("CancelledError", "FutureCancelledError", "CommClosedError")
-                if lost or client.status not in ("running", "connecting"):
-                    raise _gone(address, e) from e
-                rows, tar, text = _failed(subs[i], template, e)
-            folder = None
-            if tar is not None:
-                folder = run.dir / "courses" / str(i)
-                unpack(tar, folder)
-            results[i] = (rows, folder, text)
-            f.release()
-            progress.finish()
-            outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in rows)
-            progress.write(f"  {subs[i].student}: {outcome}", log)
-            submit_next()
-    finally:
-        progress.close()
+    def _collect(self, f) -> None:
+        i = self.owner[f.key]
+        if i in self.results:  # never merged twice
+            return
         try:
-            client.close(timeout=5)
-        except Exception:  # the scheduler may be gone already
-            pass
-    missing = [subs[i].student for i in range(len(subs)) if i not in results]
-    if missing:  # as_completed ended without them: only when the scheduler went away
-        raise GradingError(f"the Dask scheduler at {address} stopped answering; {len(missing)} students "
-                         f"ungraded ({', '.join(missing[:5])}...); nothing was written")
-    return results
+            packed = f.result()
+        except Exception as e:
+            lost = type(e).__name__ in ("CancelledError", "FutureCancelledError", "CommClosedError")
+            if lost or self.client.status not in ("running", "connecting"):
+                raise _gone(self.address, e) from e
+            packed = Packed(_failed(self.subs[i], self.run.template, e), None)
+        folder = None
+        if packed.course is not None:
+            folder = self.run.dir / "courses" / str(i)
+            unpack(packed.course, folder)
+        self.results[i] = StudentResult(packed.result.rows, folder, packed.result.log)
+        f.release()
+        self.progress.finish()
+        outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in packed.result.rows)
+        self.progress.write(f"  {self.subs[i].student}: {outcome}", self.log)
+        self._submit_next()

@@ -5,9 +5,8 @@ Owns: :func:`student_totals` (per student, from grades.csv's table),
 gradebook CSV: ``Student, ID, SIS User ID, SIS Login ID, Section,
 <assignment>`` and a ``Points Possible`` row), :func:`write_moodle`
 (Moodle's *Import grades from CSV*: identifier columns and one grade column)
-and :func:`write_outputs`, which writes those a run asks for; :func:`save_students`
-keeps what they need in the class course, for :func:`outputs_from_course`
-(``--from-course``).
+and :func:`write_outputs`, which writes those a run asks for (again with
+``--from-course``: :mod:`labkit.course.grading.kept`).
 
 Points waiting for manual grading count zero in every total until they are
 graded in the formgrader and exported again (``--from-course``).
@@ -16,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit.course.grading.assignment import Template, template_from_course
-from labkit.course.grading.gradebook import _fmt as fmt_points
-from labkit.course.intake.roster import Person
+from labkit.course.grading.assignment import Template
+from labkit.course.grading.gradebook import format_points as fmt_points
+from labkit.course.grading.records import GradeLine
 from labkit.course.intake.submissions import Submission
 from labkit.errors import OptionError
 
@@ -48,26 +46,23 @@ class Totals:
     scored: bool = False                                      # at least one notebook row with points
 
 
-def student_totals(table: list[list[str]], template: Template) -> dict[str, Totals]:
-    """grades.csv's rows (``[student, notebook, *cells, total, max, status]``) summed per student."""
-    ids = [(name, gid) for name in template.notebooks for gid in template.cells[name]]
+def student_totals(lines: list[GradeLine], template: Template) -> dict[str, Totals]:
+    """grades.csv's lines summed per student."""
     out: dict[str, Totals] = {}
-    for row in table:
-        student, notebook, cells, total, maximum, status = row[0], row[1], row[2:-3], row[-3], row[-2], row[-1]
-        t = out.setdefault(student, Totals(student))
-        outcome = status.split(";")[0].strip()
-        if notebook not in template.notebooks:  # an unrecognised notebook or an ignored entry
-            t.attention.append(status if outcome.startswith("ignored") else f"not graded: {notebook}")
+    for line in lines:
+        t = out.setdefault(line.student, Totals(line.student))
+        outcome = line.status.split(";")[0].strip()
+        if line.notebook not in template.notebooks:  # an unrecognised notebook or an ignored entry
+            t.attention.append(line.status if outcome.startswith("ignored") else f"not graded: {line.notebook}")
             continue
-        t.notebooks[notebook] = total
-        if total != "":
+        t.notebooks[line.notebook] = line.total
+        if line.total != "":
             t.scored = True
-            t.total += float(total)
-            t.max += float(maximum)
-            t.manual += sum(template.max_score[name][gid] for (name, gid), v in zip(ids, cells)
-                            if name == notebook and v == "")
+            t.total += float(line.total)
+            t.max += float(line.max)
+            t.manual += sum(template.max_score[line.notebook][gid] for gid in line.pending)
         if outcome != "graded":
-            t.attention.append(f"{notebook}: {outcome}")
+            t.attention.append(f"{line.notebook}: {outcome}")
     return out
 
 
@@ -175,11 +170,11 @@ def _field(sub: Submission, keys: tuple[str, ...]) -> str:
     return next((v for v in values if v), "")
 
 
-def write_outputs(table: list[list[str]], subs: list[Submission], template: Template, out: Path,
+def write_outputs(lines: list[GradeLine], subs: list[Submission], template: Template, out: Path,
                   lms: tuple[str, ...] = (), column: str | None = None, layout: str = "folders",
                   log=print) -> list[Path]:
     """summary.csv, and ``<lms>-import.csv`` for each platform in ``lms``. Returns the paths written."""
-    totals = student_totals(table, template)
+    totals = student_totals(lines, template)
     written = [out / "summary.csv"]
     write_summary(totals, subs, template, written[0])
     column = column or template.assignment
@@ -188,29 +183,3 @@ def write_outputs(table: list[list[str]], subs: list[Submission], template: Temp
         (write_canvas if name == "canvas" else write_moodle)(totals, subs, column, path, layout, log)
         written.append(path)
     return written
-
-
-STUDENTS_FILE = "labkit-students.json"  # in the class course: who each student is, for --from-course
-
-
-def save_students(course: Path, subs: list[Submission], layout: str, lms: tuple[str, ...],
-                  column: str | None) -> None:
-    """What summary.csv and the import files need besides the gradebook, kept in the class course."""
-    keep = ("student", "source", "problem", "ignored", "name", "platform_id", "late", "attention", "missing")
-    students = [{**{k: getattr(s, k) for k in keep}, "person": asdict(s.person) if s.person else None}
-                for s in subs]
-    record = {"layout": layout, "lms": list(lms), "column": column, "students": students}
-    (course / STUDENTS_FILE).write_text(json.dumps(record, indent=1) + "\n")
-
-
-def outputs_from_course(course: Path, out: Path, table: list[list[str]], log=print) -> list[Path]:
-    """summary.csv and the import files again, from a course kept with ``--keep`` (after the formgrader)."""
-    path = Path(course) / STUDENTS_FILE
-    if not path.is_file():
-        return []
-    record = json.loads(path.read_text())
-    subs = [Submission(**{**s, "person": Person(**s["person"]) if s["person"] else None})
-            for s in record["students"]]
-    template = template_from_course(Path(course).resolve())
-    return write_outputs(table, subs, template, Path(out).resolve(), tuple(record["lms"]), record["column"],
-                         record["layout"], log)

@@ -3,28 +3,25 @@
 Owns: merging the students' gradebooks into one class course
 (:func:`build_class_course`), reading the scores back
 (:func:`scores_from_gradebook`), :func:`write_grades` (grades.csv: one row
-per student and notebook, same inputs, same bytes), :func:`write_feedback`
-(``nbgrader generate_feedback``) and :func:`export` (both again from a
-course kept with ``--keep``, after manual grading in the formgrader).
+per student and notebook, same inputs, same bytes; :func:`format_points`
+writes every number in it and beside it) and :func:`write_feedback`
+(``nbgrader generate_feedback``). Both again from a course kept with
+``--keep``: :mod:`labkit.course.grading.kept`.
 """
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
 import sqlite3
-import tempfile
 from pathlib import Path
 
-from labkit.course.grading.assignment import Template, copy_course, template_from_course
-from labkit.course.grading.records import Row
+from labkit.course.grading.assignment import Template, copy_course
+from labkit.course.grading.records import GradeLine, Row
 from labkit.course.grading.sanitize import sanitize_notebook
 from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
-from labkit.errors import OptionError
 
-ROWS_FILE = "labkit-rows.json"  # in the class course: each row's status, for --from-course
 
 def merge_gradebooks(target: Path, sources: list[Path]) -> None:
     """Copy every student's rows from ``sources`` (gradebooks made from the same template as
@@ -44,7 +41,8 @@ def merge_gradebooks(target: Path, sources: list[Path]) -> None:
         con.close()
 
 
-def _fmt(x: float | None) -> str:
+def format_points(x: float | None) -> str:
+    """Points as grades.csv and summary.csv write them: up to 3 decimals, no trailing zeros, "" for None."""
     if x is None:
         return ""
     text = f"{x:.3f}".rstrip("0").rstrip(".")
@@ -71,43 +69,52 @@ def scores_from_gradebook(db: Path, assignment: str, template: Template) -> dict
     return out
 
 
-def write_grades(gradebooks: list[Path], template: Template, rows: list[Row], out_csv: Path) -> list[list[str]]:
+def write_grades(gradebooks: list[Path], template: Template, rows: list[Row], out_csv: Path) -> list[GradeLine]:
     """grades.csv: one row per student and notebook, sorted; same inputs, same bytes.
 
     The scores come from ``gradebooks``: the class course's one, or each student's own."""
     scores = {}
     for db in gradebooks:
         scores.update(scores_from_gradebook(db, template.assignment, template))
-    ids = [(name, gid) for name in template.notebooks for gid in template.cells[name]]
+    lines = [_grade_line(row, scores.get((row.student, row.notebook), {}), template)
+             for row in sorted(rows, key=lambda r: (r.student, r.notebook))]
+    ids = grade_columns(template)
     clash = {gid for _, gid in ids if sum(g == gid for _, g in ids) > 1}
     columns = [f"{name}:{gid}" if gid in clash else gid for name, gid in ids]
-    table = []
-    for row in sorted(rows, key=lambda r: (r.student, r.notebook)):
-        line = [row.student, row.notebook]
-        cells = scores.get((row.student, row.notebook), {})
-        status = row.status
-        total, maximum, manual = 0.0, 0.0, []
-        for name, gid in ids:
-            if not row.scored or name != row.notebook:
-                line.append("")
-                continue
-            score, pending = cells.get(gid, (0.0, False))
-            if pending:
-                manual.append(gid)
-            line.append(_fmt(score))
-            total += score or 0.0
-            maximum += template.max_score[name][gid]
-        if manual:
-            status += "; to grade by hand: " + ", ".join(manual)
-        line += [_fmt(total), _fmt(maximum)] if row.scored else ["", ""]
-        table.append(line + [status])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["student", "notebook", *columns, "total", "max", "status"])
-    writer.writerows(table)
+    writer.writerows(line_as_csv(line, ids) for line in lines)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     out_csv.write_text(buf.getvalue(), encoding="utf-8")
-    return table
+    return lines
+
+
+def grade_columns(template: Template) -> list[tuple[str, str]]:
+    """(notebook, grade id) of every graded cell: grades.csv's point columns, in order."""
+    return [(name, gid) for name in template.notebooks for gid in template.cells[name]]
+
+
+def line_as_csv(line: GradeLine, columns: list[tuple[str, str]]) -> list[str]:
+    """``line`` as a row of grades.csv (``columns``: :func:`grade_columns`)."""
+    return [line.student, line.notebook, *line.cells(columns), line.total, line.max, line.status]
+
+
+def _grade_line(row: Row, cells: dict[str, tuple[float | None, bool]], template: Template) -> GradeLine:
+    """``row`` with its notebook's points (``cells``: grade id -> (score or None, waiting for the formgrader))."""
+    if not row.scored:
+        return GradeLine(row.student, row.notebook, {}, (), "", "", row.status)
+    points, pending, total, maximum = {}, [], 0.0, 0.0
+    for gid in template.cells.get(row.notebook, []):
+        score, waiting = cells.get(gid, (0.0, False))
+        if waiting:
+            pending.append(gid)
+        points[gid] = format_points(score)
+        total += score or 0.0
+        maximum += template.max_score[row.notebook][gid]
+    status = row.status + ("; to grade by hand: " + ", ".join(pending) if pending else "")
+    return GradeLine(row.student, row.notebook, points, tuple(pending), format_points(total), format_points(maximum),
+                     status)
 
 
 # Scripts never run in a feedback page, whatever a student put in an output or a written answer:
@@ -177,26 +184,3 @@ def make_private(*paths: Path | None) -> None:
             for name in filenames:
                 if not os.path.islink(os.path.join(dirpath, name)):
                     os.chmod(os.path.join(dirpath, name), 0o600)
-
-
-def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=print) -> list[list[str]]:
-    """Rewrite ``out/grades.csv`` and ``out/feedback/`` from a course kept with ``--keep``
-    (after grading written answers in nbgrader's formgrader)."""
-    course, out = Path(course).resolve(), Path(out).resolve()
-    rows_file = course / ROWS_FILE
-    if not rows_file.is_file():
-        raise OptionError(f"{course} is not a course kept by `labkit autograde --keep` (no {ROWS_FILE})")
-    rows = [Row(**r) for r in json.loads(rows_file.read_text())]
-    template = template_from_course(course)
-    assignment = template.assignment
-    old_umask = os.umask(0o077)
-    try:
-        table = write_grades([course / "gradebook.db"], template, rows, out / "grades.csv")
-        with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
-            n = write_feedback(course, Path(tmp), assignment, out / "feedback", log)
-        make_private(out)
-    finally:
-        os.umask(old_umask)
-    log(f"wrote {out / 'grades.csv'} ({len(table)} rows) and {n} feedback pages in {out / 'feedback'}")
-    return table
-

@@ -70,15 +70,17 @@ def prepare_run(run_dir: Path, options: Options, mode: str, hidden: list[str], l
     env, readable = {}, sandbox.python_dirs() + _mnist_folders()
     if os.environ.get("LABKIT_DATA"):
         env["LABKIT_DATA"] = str(Path(os.environ["LABKIT_DATA"]).resolve())
-    run = Run(dir=run_dir, template=None, options=options, mode=mode, user=None, readable=readable,
-              hidden=hidden, env=env, threads=max(1, usable_cpus() // (host_slots or options.jobs)))
-    # first make sure a kernel can start in the sandbox, and as whom: as root, in both modes, each
-    # kernel takes its own unprivileged uid from a reserved range; else kernels run as us
-    run.user = uids.reserved_range()
-    if mode == "basic" and run.user is None and options.jobs > 1:  # kernels of one uid reach each other
+    # as root, in both modes, each kernel takes its own unprivileged uid from a reserved range;
+    # else kernels run as us
+    user = uids.reserved_range()
+    threads = max(1, usable_cpus() // (host_slots or options.jobs))
+    if mode == "basic" and user is None and options.jobs > 1:  # kernels of one uid reach each other
         log(f"labkit autograde: --jobs {options.jobs} ignored: the basic sandbox, not as root, runs every "
             "kernel as you, so students are graded one at a time")
-        run.options = options = dataclasses.replace(options, jobs=1)
+        options = dataclasses.replace(options, jobs=1)
+    run = Run(dir=run_dir, template=None, options=options, mode=mode, user=user, readable=readable,
+              hidden=hidden, env=env, threads=threads)
+    # then make sure a kernel can start in the sandbox, as whom it will
     config = sandbox.make_config(mode=mode, scratch=run_dir / "scratch", ipc_dir=run_dir / "ipc",
                                  record=run_dir / "check.jsonl", memory_mb=options.memory_mb,
                                  cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
@@ -107,18 +109,19 @@ def start_mnist(run: Run, solutions_text: list[str]) -> subprocess.Popen | None:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def warm_mnist(run: Run, prewarm: subprocess.Popen | None, log=print) -> None:
-    """Wait for :func:`start_mnist`; on success the kernels read the cache (read-only)."""
+def warm_mnist(run: Run, prewarm: subprocess.Popen | None, log=print) -> Run:
+    """Wait for :func:`start_mnist`; on success, ``run`` with the kernels reading the cache (read-only)."""
     if prewarm is None:
-        return
+        return run
     output, _ = prewarm.communicate()
-    if prewarm.returncode == 0:
-        run.env["XDG_CACHE_HOME"] = str(run.dir / "cache")
-        run.readable.append(str(run.dir / "cache"))
-        for dirpath, _, filenames in os.walk(run.dir / "cache"):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-    else:
+    if prewarm.returncode != 0:
         log("labkit autograde: warning: MNIST could not be loaded; notebooks that need it will fail:\n  "
             + (output.strip().splitlines() or ["?"])[-1])
+        return run
+    cache = run.dir / "cache"
+    for dirpath, _, filenames in os.walk(cache):
+        os.chmod(dirpath, 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    return dataclasses.replace(run, env={**run.env, "XDG_CACHE_HOME": str(cache)},
+                               readable=[*run.readable, str(cache)])

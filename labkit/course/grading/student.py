@@ -14,8 +14,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from labkit.course.grading.assignment import copy_course
-from labkit.course.grading.records import Options, Row, Run
+from labkit.course.grading.assignment import Template, copy_course
+from labkit.course.grading.records import Options, Row, Run, StudentResult
 from labkit.course.intake.repair import repair_notebook, short
 from labkit.course.intake.submissions import Submission, match_notebooks, read_submission
 from labkit.course.nbgrader import capped_execute_config, jupyter_env, run_nbgrader, write_course_config
@@ -70,38 +70,53 @@ def _outcome(nb_path: Path, options: Options) -> str:
     return "graded" + note
 
 
-def grade_student(sub: Submission, index: int, run: Run) -> tuple[list[Row], Path | None, str]:
-    """Grade one student's submission in its own course. Returns (rows, course folder if nbgrader
-    graded anything, log). Never raises: any failure becomes the rows' status."""
+def grade_student(sub: Submission, index: int, run: Run) -> StudentResult:
+    """Grade one student's submission in its own course. Never raises: any failure becomes the
+    rows' status."""
     log: list[str] = []
     try:
         return _grade_student(sub, index, run, log)
     except Exception as e:  # a bug or a machine problem must not lose the other students
         log.append(f"labkit: grading {sub.student} failed: {e!r}")
         rows = [Row(sub.student, name, f"error: {short(e)}") for name in run.template.notebooks]
-        return rows, None, "\n".join(log)
+        return StudentResult(rows, None, "\n".join(log))
 
 
-def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tuple[list[Row], Path | None, str]:
+def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> StudentResult:
+    template = run.template
+    read_submission(sub)  # only now, one student at a time: the bytes are dropped once repaired
+    if sub.ignored:
+        return StudentResult([Row(sub.student, sub.source, sub.problem, scored=False)], None, "")
+    if sub.problem:
+        return StudentResult([Row(sub.student, name, "; ".join([sub.problem, *sub.notes]))
+                              for name in template.notebooks], None, "")
+    course = run.dir / "courses" / str(index)
+    copy_course(template, course)
+    rows, status, notes = _submit(sub, template, course / "submitted" / sub.student / template.assignment)
+    extra_notes: list[str] = []  # for every row of this student
+    pending = [n for n in template.notebooks if status[n] == "graded"]
+    graded_any = bool(pending) and _autograde(sub, index, run, course, pending, status, log, extra_notes)
+    for name in template.notebooks:
+        autograded = course / "autograded" / sub.student / template.assignment / f"{name}.ipynb"
+        if status[name] == "graded" and graded_any and autograded.exists():
+            status[name] = _outcome(autograded, run.options)
+        rows[name] = Row(sub.student, name, "; ".join([status[name], *notes[name], *sub.notes, *extra_notes]))
+    return StudentResult(list(rows.values()), course if graded_any else None, "\n".join(log))
+
+
+def _submit(sub: Submission, template: Template, submitted: Path) -> tuple[dict[str, Row], dict[str, str],
+                                                                            dict[str, list[str]]]:
+    """The submission's files matched to the expected notebooks and repaired into ``submitted``.
+    Returns the rows of unrecognised files, each notebook's status (``graded`` when it waits
+    for nbgrader) and its notes."""
     import nbformat
 
-    template, options, assignment = run.template, run.options, run.template.assignment
-    read_submission(sub)  # only now, one student at a time: the bytes are dropped once repaired
-    extra_notes: list[str] = []  # for every row of this student
-    if sub.ignored:
-        return [Row(sub.student, sub.source, sub.problem, scored=False)], None, ""
-    if sub.problem:
-        return [Row(sub.student, name, "; ".join([sub.problem, *sub.notes])) for name in template.notebooks], None, ""
     chosen, notes, unrecognised = match_notebooks(list(sub.files), template.notebooks)
     for name, path in chosen.items():  # what the layout noted about that file (versions, LATE)
         notes[name] = sub.file_notes.get(path, []) + notes[name]
-    rows: dict[str, Row] = {}
-    for path in unrecognised:
-        rows[path] = Row(sub.student, path, "unrecognised notebook: matches none of "
-                         + ", ".join(f"{n}.ipynb" for n in template.notebooks) + " (not graded)", scored=False)
-    course = run.dir / "courses" / str(index)
-    copy_course(template, course)
-    submitted = course / "submitted" / sub.student / assignment
+    rows = {path: Row(sub.student, path, "unrecognised notebook: matches none of "
+                      + ", ".join(f"{n}.ipynb" for n in template.notebooks) + " (not graded)", scored=False)
+            for path in unrecognised}
     submitted.mkdir(parents=True)
     status: dict[str, str] = {}
     for name in template.notebooks:
@@ -117,67 +132,66 @@ def _grade_student(sub: Submission, index: int, run: Run, log: list[str]) -> tup
         nbformat.write(nb, submitted / f"{name}.ipynb")
         status[name] = "graded"
     sub.files.clear()
-    pending = [n for n in template.notebooks if status[n] == "graded"]
-    graded_any = False
-    if pending:
-        ipc = run.dir / "ipc" / str(index)
-        ipc.mkdir(parents=True)
-        config = sandbox.make_config(
-            mode=run.mode, scratch=run.dir / "scratch", ipc_dir=ipc, record=course / "kernels.jsonl",
-            memory_mb=options.memory_mb, cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
-            threads=run.threads, env=run.env, readable=run.readable, hidden=run.hidden, user=run.user)
-        hand_over(ipc, None)  # private; each kernel's wrapper hands it to that kernel's uid
-        sandbox.write_config(course, config)
-        write_course_config(course, course / "gradebook.db", (
-            f"c.Execute.timeout = {int(options.timeout)}\n"
-            "c.Execute.startup_timeout = 180\n"
-            "c.Execute.iopub_timeout = 30\n"
-            f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n"
-            "c.KernelManager.transport = 'ipc'\n"
-            f"c.KernelManager.ip = {str(ipc / 'k')!r}\n"
-            "c.OverwriteCells.add_missing_cells = False  # labkit restores deleted cells itself\n"
-            "c.LimitOutput.max_lines = 1000\n"
-            "c.LimitOutput.max_traceback = 100\n" + capped_execute_config(options.output_mb << 20)))
-        env = jupyter_env(run.dir, course)
-        record = course / "kernels.jsonl"
-        while pending:
-            seen = len(record.read_text().splitlines()) if record.exists() else 0
-            limit = len(pending) * (options.wall_seconds + 60) + 300
-            try:
-                proc = run_nbgrader(["autograde", assignment, "--student", sub.student, "--force"], cwd=course,
-                                    check=False, env=env, timeout=limit, max_output=MAX_LOG_BYTES)
-            except subprocess.TimeoutExpired:
-                for name in pending:
-                    status[name] = f"error: nbgrader autograde did not finish in {limit} s"
-                break
-            output = proc.stdout + proc.stderr
-            log.append(output)
-            if proc.cut:
-                extra_notes.append(f"kernel output to its stdout/stderr cut ({proc.cut} bytes left out of the log)")
-            if proc.returncode == 0:
-                graded_any = True
-                break
-            records = [json.loads(line) for line in record.read_text().splitlines()[seen:]] if record.exists() else []
-            where = [Path(m).stem for m in _NOTEBOOK_LINE.findall(output)]
-            failed = where[-1] if where and where[-1] in pending else None
-            reason = _failure_reason(output, records)
-            if failed is None:  # cannot tell which notebook: give up on the rest, saying why
-                for name in pending:
-                    status[name] = reason
-                pending = []
-                break
-            status[failed] = reason
-            pending.remove(failed)
-            (course / "set-aside").mkdir(exist_ok=True)
-            os.replace(submitted / f"{failed}.ipynb", course / "set-aside" / f"{failed}.ipynb")
-            log.append(f"labkit: {failed}.ipynb set aside ({reason}); grading the others again")
-        for name in template.notebooks:
-            autograded = course / "autograded" / sub.student / assignment / f"{name}.ipynb"
-            if status[name] == "graded" and graded_any and autograded.exists():
-                status[name] = _outcome(autograded, options)
-    for name in template.notebooks:
-        text = "; ".join([status[name], *notes[name], *sub.notes, *extra_notes])
-        rows[name] = Row(sub.student, name, text)
-    return list(rows.values()), (course if graded_any else None), "\n".join(log)
+    return rows, status, notes
 
 
+def _configure(course: Path, ipc: Path, run: Run) -> None:
+    """The student's course set up for nbgrader: the sandbox's config and kernelspec, nbgrader's config."""
+    options = run.options
+    ipc.mkdir(parents=True)
+    config = sandbox.make_config(
+        mode=run.mode, scratch=run.dir / "scratch", ipc_dir=ipc, record=course / "kernels.jsonl",
+        memory_mb=options.memory_mb, cpu_seconds=options.cpu_seconds, wall_seconds=options.wall_seconds,
+        threads=run.threads, env=run.env, readable=run.readable, hidden=run.hidden, user=run.user)
+    hand_over(ipc, None)  # private; each kernel's wrapper hands it to that kernel's uid
+    sandbox.write_config(course, config)
+    write_course_config(course, course / "gradebook.db", (
+        f"c.Execute.timeout = {int(options.timeout)}\n"
+        "c.Execute.startup_timeout = 180\n"
+        "c.Execute.iopub_timeout = 30\n"
+        f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n"
+        "c.KernelManager.transport = 'ipc'\n"
+        f"c.KernelManager.ip = {str(ipc / 'k')!r}\n"
+        "c.OverwriteCells.add_missing_cells = False  # labkit restores deleted cells itself\n"
+        "c.LimitOutput.max_lines = 1000\n"
+        "c.LimitOutput.max_traceback = 100\n" + capped_execute_config(options.output_mb << 20)))
+
+
+def _autograde(sub: Submission, index: int, run: Run, course: Path, pending: list[str], status: dict[str, str],
+               log: list[str], extra_notes: list[str]) -> bool:
+    """``nbgrader autograde`` on the ``pending`` notebooks until it succeeds: a notebook that
+    kills its kernel (or that nbgrader names when it fails) is set aside with the reason in
+    ``status`` and the others are graded again. True when nbgrader graded the rest."""
+    _configure(course, run.dir / "ipc" / str(index), run)
+    env, record = jupyter_env(run.dir, course), course / "kernels.jsonl"
+    submitted = course / "submitted" / sub.student / run.template.assignment
+    while pending:
+        seen = len(record.read_text().splitlines()) if record.exists() else 0
+        limit = len(pending) * (run.options.wall_seconds + 60) + 300
+        try:
+            proc = run_nbgrader(["autograde", run.template.assignment, "--student", sub.student, "--force"],
+                                cwd=course, check=False, env=env, timeout=limit, max_output=MAX_LOG_BYTES)
+        except subprocess.TimeoutExpired:
+            for name in pending:
+                status[name] = f"error: nbgrader autograde did not finish in {limit} s"
+            return False
+        output = proc.stdout + proc.stderr
+        log.append(output)
+        if proc.cut:
+            extra_notes.append(f"kernel output to its stdout/stderr cut ({proc.cut} bytes left out of the log)")
+        if proc.returncode == 0:
+            return True
+        records = [json.loads(line) for line in record.read_text().splitlines()[seen:]] if record.exists() else []
+        where = [Path(m).stem for m in _NOTEBOOK_LINE.findall(output)]
+        failed = where[-1] if where and where[-1] in pending else None
+        reason = _failure_reason(output, records)
+        if failed is None:  # cannot tell which notebook: give up on the rest, saying why
+            for name in pending:
+                status[name] = reason
+            return False
+        status[failed] = reason
+        pending.remove(failed)
+        (course / "set-aside").mkdir(exist_ok=True)
+        os.replace(submitted / f"{failed}.ipynb", course / "set-aside" / f"{failed}.ipynb")
+        log.append(f"labkit: {failed}.ipynb set aside ({reason}); grading the others again")
+    return False

@@ -11,6 +11,7 @@ import json
 import re
 import warnings
 
+
 def nbgrader_meta(cell) -> dict | None:
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str) else None
@@ -49,45 +50,67 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
     """
     import nbformat
 
+    nb, problem = read_notebook(raw)
+    if problem:
+        return None, [], problem
+    release_cells = {m["grade_id"]: c for c in release.cells if is_anchor(m := nbgrader_meta(c))}
+    source_text = {m["grade_id"]: cell_source(c) for c in (source.cells if source else []) if (m := nbgrader_meta(c))}
+    cells = nb.cells
+    notes = _keep_last_markup(cells, release_cells)
+    notes += _markup_as_released(cells, release_cells, source_text)
+    notes += _restore_deleted(cells, release_cells)
+    _unique_ids(cells)
+    nb.metadata = copy.deepcopy(release.metadata)  # kernelspec and language as released
+    try:
+        nbformat.validate(nb)
+    except Exception as e:
+        return None, notes, f"invalid notebook: {short(e)}"
+    return nb, notes, None
+
+
+def read_notebook(raw: bytes) -> tuple[object | None, str | None]:
+    """(notebook, None) for a submitted file that reads as a notebook (version 4.5, code cells
+    without outputs, sources as text), else (None, ``invalid notebook: <why>``)."""
+    import nbformat
+
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return None, [], "invalid notebook: not UTF-8 text"
+        return None, "invalid notebook: not UTF-8 text"
     if not text.strip():
-        return None, [], "invalid notebook: empty file"
+        return None, "invalid notebook: empty file"
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        return None, [], f"invalid notebook: not JSON ({e.msg}, line {e.lineno})"
+        return None, f"invalid notebook: not JSON ({e.msg}, line {e.lineno})"
     except RecursionError:
-        return None, [], "invalid notebook: JSON nested too deeply"
+        return None, "invalid notebook: JSON nested too deeply"
     if not isinstance(data, dict) or not isinstance(data.get("nbformat"), int):
-        return None, [], "invalid notebook: JSON but not a notebook (no nbformat version)"
+        return None, "invalid notebook: JSON but not a notebook (no nbformat version)"
     if not isinstance(data.get("cells", data.get("worksheets")), list):
-        return None, [], "invalid notebook: no list of cells"
+        return None, "invalid notebook: no list of cells"
     try:
-        with warnings.catch_warnings():  # duplicate or missing cell ids: repaired below
+        with warnings.catch_warnings():  # duplicate or missing cell ids: repaired later
             warnings.simplefilter("ignore")
             nb = nbformat.reads(text, as_version=4, capture_validation_error={})
     except Exception as e:  # nbformat raises several kinds on malformed notebooks
-        return None, [], f"invalid notebook: {short(e)}"
-    notes: list[str] = []
+        return None, f"invalid notebook: {short(e)}"
     nb.nbformat, nb.nbformat_minor = 4, 5
-    cells = []
     for cell in nb.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            return None, [], "invalid notebook: a cell of unknown type"
+            return None, "invalid notebook: a cell of unknown type"
         if not isinstance(cell.get("metadata"), dict):
             cell["metadata"] = nbformat.NotebookNode()
         cell["source"] = cell_source(cell)
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
-        cells.append(cell)
+    nb.cells = list(nb.cells)
+    return nb, None
 
-    release_cells = {m["grade_id"]: c for c in release.cells if is_anchor(m := nbgrader_meta(c))}
-    source_text = {m["grade_id"]: cell_source(c) for c in (source.cells if source else []) if (m := nbgrader_meta(c))}
-    order = list(release_cells)
-    # duplicates: the last copy keeps the markup (nbgrader's DeduplicateIds keeps the last too)
+
+def _keep_last_markup(cells: list, release_cells: dict) -> list[str]:
+    """Of cells sharing a grade id, only the last keeps its nbgrader markup (nbgrader's
+    DeduplicateIds keeps the last too); markup of grade ids the release lacks is dropped."""
     last: dict[str, int] = {}
     for i, cell in enumerate(cells):
         meta = nbgrader_meta(cell)
@@ -101,10 +124,14 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
         meta = nbgrader_meta(cell)
         if meta and last[meta["grade_id"]] != i:
             del cell["metadata"]["nbgrader"]
-    for gid in dups:
-        notes.append(f"duplicate grade_id {gid} (the last copy was graded)")
+    return [f"duplicate grade_id {gid} (the last copy was graded)" for gid in dups]
+
+
+def _markup_as_released(cells: list, release_cells: dict, source_text: dict[str, str]) -> list[str]:
+    """Every graded, solution or locked cell gets its released metadata back; edited locked cells
+    and changed tags are noted."""
     edited, altered = [], []
-    for i, cell in enumerate(cells):
+    for cell in cells:
         meta = nbgrader_meta(cell)
         if meta is None:
             continue
@@ -117,11 +144,18 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
         unchanged = cell["source"] in (cell_source(original), source_text.get(meta["grade_id"]))
         if original.metadata["nbgrader"].get("locked") and (not unchanged or cell["cell_type"] != original.cell_type):
             edited.append(meta["grade_id"])
+    notes = []
     if edited:
         notes.append("edited locked cells " + ", ".join(edited) + " (the originals were run)")
     if altered:
         notes.append("changed tags of graded cells " + ", ".join(altered) + " (the released ones were used)")
-    # restore deleted cells
+    return notes
+
+
+def _restore_deleted(cells: list, release_cells: dict) -> list[str]:
+    """The release's graded cells missing from ``cells`` put back: solution stubs right after the
+    cell before them, tests and locked cells right before the cell after them."""
+    order = list(release_cells)
     present = {nbgrader_meta(c)["grade_id"]: i for i, c in enumerate(cells) if nbgrader_meta(c)}
     inserts = []
     for k, gid in enumerate(order):
@@ -138,8 +172,13 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
         inserts.append((pos, k, restored))
     for pos, _, cell in sorted(inserts, key=lambda t: (t[0], t[1]), reverse=True):
         cells.insert(pos, cell)
-    if inserts:
-        notes.append("restored deleted cells " + ", ".join(order[k] for _, k, _ in sorted(inserts, key=lambda t: t[1])))
+    if not inserts:
+        return []
+    return ["restored deleted cells " + ", ".join(order[k] for _, k, _ in sorted(inserts, key=lambda t: t[1]))]
+
+
+def _unique_ids(cells: list) -> None:
+    """Every cell an id of its own that nbformat accepts."""
     seen_ids: set[str] = set()
     for i, cell in enumerate(cells):
         cid = cell.get("id")
@@ -149,13 +188,6 @@ def repair_notebook(raw: bytes, release, source=None) -> tuple[object | None, li
                 cid += "-"
             cell["id"] = cid
         seen_ids.add(cid)
-    nb.cells = cells
-    nb.metadata = copy.deepcopy(release.metadata)  # kernelspec and language as released
-    try:
-        nbformat.validate(nb)
-    except Exception as e:
-        return None, notes, f"invalid notebook: {short(e)}"
-    return nb, notes, None
 
 
 def short(error: BaseException, limit: int = 120) -> str:

@@ -280,49 +280,61 @@ def release(
         repo = load_student_repo() if repo is None else repo
         names = [p.name for p in generate(solutions_dir, staged, repo)]
         log(f"generated {len(names)} student notebooks from {solutions_dir}/ with nbgrader")
-
-        leaks = find_leaks(solutions_dir, staged)
-        if leaks:
-            raise ReleaseError(
-                "refusing to release: solution or hidden-test text would reach the students "
-                f"({notebooks_dir} left untouched):\n  " + "\n  ".join(leaks)
-            )
-        log("checked: no solution code, written answer or hidden test in any student notebook")
-
-        if validate:
-            log("running `nbgrader validate --invert` on every student notebook (grading mode) ...")
-            failures = validate_student_versions(staged)
-            if failures:
-                raise ReleaseError(
-                    "refusing to release: a student notebook passes a test before it is solved "
-                    f"({notebooks_dir} left untouched):\n" + "\n".join(failures)
-                )
-            log("checked: every test fails in every unsolved student notebook")
-
+        _check_staged(solutions_dir, staged, notebooks_dir, validate, log)
         changes = compare(staged, notebooks_dir) + _stale_links(notebooks_dir, names, repo)
         if check:
-            if changes:
-                log(f"{notebooks_dir}/ is out of date with {solutions_dir}/ (run `labkit release`):")
-                for change in changes:
-                    log(f"  {change}")
-            else:
-                log(f"{notebooks_dir}/ is up to date with {solutions_dir}/")
-            return changes
-
-        notebooks_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            target = notebooks_dir / name
-            partial = notebooks_dir / f".{name}.tmp"
-            shutil.copyfile(staged / name, partial)
-            os.replace(partial, target)  # atomic per file
-        for stale in sorted(set(p.name for p in notebooks_dir.glob("*.ipynb")) - set(names)):
-            (notebooks_dir / stale).unlink()
-            log(f"removed {notebooks_dir.name}/{stale} (no solution notebook)")
-        if changes:
-            log(f"updated {notebooks_dir}/: " + "; ".join(changes))
+            _report_check(changes, solutions_dir, notebooks_dir, log)
         else:
-            log(f"{notebooks_dir}/ was already up to date; no byte changed")
+            _install(staged, notebooks_dir, names, changes, log)
         return changes
+
+
+def _check_staged(solutions_dir: Path, staged: Path, notebooks_dir: Path, validate: bool, log) -> None:
+    """Raise :class:`ReleaseError` when a staged student notebook leaks a solution or hidden test,
+    or (``validate``) passes a test before it is solved."""
+    leaks = find_leaks(solutions_dir, staged)
+    if leaks:
+        raise ReleaseError(
+            "refusing to release: solution or hidden-test text would reach the students "
+            f"({notebooks_dir} left untouched):\n  " + "\n  ".join(leaks)
+        )
+    log("checked: no solution code, written answer or hidden test in any student notebook")
+    if validate:
+        log("running `nbgrader validate --invert` on every student notebook (grading mode) ...")
+        failures = validate_student_versions(staged)
+        if failures:
+            raise ReleaseError(
+                "refusing to release: a student notebook passes a test before it is solved "
+                f"({notebooks_dir} left untouched):\n" + "\n".join(failures)
+            )
+        log("checked: every test fails in every unsolved student notebook")
+
+
+def _report_check(changes: list[str], solutions_dir: Path, notebooks_dir: Path, log) -> None:
+    """``labkit release --check``: say whether notebooks/ is up to date, and how it is not."""
+    if changes:
+        log(f"{notebooks_dir}/ is out of date with {solutions_dir}/ (run `labkit release`):")
+        for change in changes:
+            log(f"  {change}")
+    else:
+        log(f"{notebooks_dir}/ is up to date with {solutions_dir}/")
+
+
+def _install(staged: Path, notebooks_dir: Path, names: list[str], changes: list[str], log) -> None:
+    """Copy the staged notebooks into notebooks/ (atomically per file); remove those without a solution."""
+    notebooks_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = notebooks_dir / name
+        partial = notebooks_dir / f".{name}.tmp"
+        shutil.copyfile(staged / name, partial)
+        os.replace(partial, target)  # atomic per file
+    for stale in sorted(set(p.name for p in notebooks_dir.glob("*.ipynb")) - set(names)):
+        (notebooks_dir / stale).unlink()
+        log(f"removed {notebooks_dir.name}/{stale} (no solution notebook)")
+    if changes:
+        log(f"updated {notebooks_dir}/: " + "; ".join(changes))
+    else:
+        log(f"{notebooks_dir}/ was already up to date; no byte changed")
 
 
 # --------------------------------------------------------------------------- command
