@@ -59,6 +59,16 @@ if INSTRUCTOR:
     def pytest_sessionfinish(session):
         executed.stop(session)
 
+    @pytest.fixture(scope="session", autouse=True)
+    def shared_templates():
+        """Every in-process autograde run of the session copies one template course per solutions
+        folder instead of running nbgrader generate_assignment again (helpers.course.Templates)."""
+        templates, patch = course.Templates(), pytest.MonkeyPatch()
+        templates.patch(patch)
+        yield templates
+        patch.undo()
+        templates.close()
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(item):
         with markers.guard(item):

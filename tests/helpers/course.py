@@ -138,3 +138,52 @@ def zip_bytes(members: dict[str, object]) -> bytes:
         for name, content in members.items():
             zf.writestr(name, _data(content))
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- the template course
+
+
+class Templates:
+    """The template course of each solutions folder (``nbgrader generate_assignment``), built once
+    per session and copied into every autograde run that asks for it.
+
+    autograde builds it afresh in every run (labkit.course.assignment.build_template); with no
+    way yet to hand it a prebuilt one, :meth:`patch` replaces the name autograde calls by
+    :meth:`build` for the session. Runs of the command line in a subprocess still build their own.
+    """
+
+    def __init__(self):
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="labkit-templates-"))
+        self.built: dict[tuple, Path] = {}
+
+    def build(self, run: Path, solutions: Path, assignment: str):
+        """What ``build_template(run, solutions, assignment)`` makes, copied from the one built first."""
+        import hashlib
+        import shutil
+
+        from labkit.course import assignment as course_assignment
+        from labkit.course.nbgrader import write_course_config
+
+        sources = sorted(Path(solutions).glob("*.ipynb"))
+        key = (str(Path(solutions).resolve()), assignment,
+               hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest())
+        if key not in self.built:
+            place = self.root / str(len(self.built))
+            place.mkdir()
+            self.built[key] = course_assignment.build_template(place, solutions, assignment).course
+        course = run / "template"
+        shutil.copytree(self.built[key], course)
+        write_course_config(course, course / "gradebook.db")  # its own root and gradebook
+        return course_assignment._read_course(course, assignment, [p.stem for p in sources], with_source=True)
+
+    def patch(self, monkeypatch) -> None:
+        from labkit.course import autograde
+
+        monkeypatch.setattr(autograde, "build_template", self.build)
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
