@@ -1,6 +1,7 @@
 # Two commands on a fresh Linux machine with Python 3.10+:
 #   make lab    create .venv when missing, install labkit, run the whole lab
-#   make test   the same install, then the whole test suite
+#   make check  the same install, then the fast tier: no notebook, nbgrader, browser or cluster (before every commit)
+#   make test   the same install, then the whole test suite, slowest 25 listed (before a push; CI runs it)
 #   make release  regenerate the student notebooks (notebooks/) from solutions/ with nbgrader
 # Data: $LABKIT_DATA when set (made absolute here), else data/ (downloaded on first use).
 
@@ -15,7 +16,7 @@ ifdef LABKIT_DATA
 export LABKIT_DATA := $(abspath $(LABKIT_DATA))
 endif
 
-.PHONY: lab test test-as-user release install clean-venv
+.PHONY: lab check test test-as-user release install clean-venv
 
 install: $(STAMP)
 
@@ -28,8 +29,12 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(BIN)/labkit lab
 
+# The markers come from what each test uses (tests/helpers/markers.py).
+check: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser and not cluster"
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 # The grading tests once more as an ordinary user, since root ignores file permissions (CI runs as
 # root). As root, tests/run_as_user.py drops to $(TEST_USER), created when missing; as anyone else,

@@ -92,8 +92,10 @@ def kernel_env() -> dict:
     return env
 
 
-def execute(name: str, seed: int = 0, timeout: int = 1800):
-    """Run solutions/<name>.ipynb with SEED = seed; returns (executed notebook, {quantity: value})."""
+def execute(name: str, seed: int = 0, timeout: int = 1800, allow_errors: bool = False):
+    """Run solutions/<name>.ipynb with SEED = seed; returns (executed notebook, {quantity: value}).
+    ``allow_errors``: a failing cell keeps its error output and the next cells still run (as
+    nbval runs them); the values are then None when the measuring cell failed too."""
     import nbformat
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
@@ -110,15 +112,16 @@ def execute(name: str, seed: int = 0, timeout: int = 1800):
     # program's client could otherwise reach this kernel (it happened) and run its code in it.
     with tempfile.TemporaryDirectory(prefix="labkit-kernel-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
-        client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(SOLUTIONS)}})
+        client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
+                                resources={"metadata": {"path": str(SOLUTIONS)}})
         with client.setup_kernel(env=kernel_env()):
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":
                     client.execute_cell(cell, index)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
-    line = next(l for l in text.splitlines() if l.startswith(MARK))
+    line = next((l for l in text.splitlines() if l.startswith(MARK)), None)
     nb.cells.pop()
-    return nb, json.loads(line[len(MARK):])
+    return nb, json.loads(line[len(MARK):]) if line is not None else None
 
 
 def _timed(name: str, seed: int, cache: Path | None = None) -> tuple[dict, float]:

@@ -1,8 +1,20 @@
-"""Shared fixtures. Tests that need the real MNIST use `mnist_root` (or the
-`mnist` marker) and are skipped, with the reason, only when LABKIT_DATA is unset."""
+"""Shared fixtures, and the markers every test gets from what it uses (tests/helpers/markers.py).
+
+Tests that need the real MNIST use `mnist_root` (or `mnist_train`, `mnist_test`) and are skipped,
+with the reason, only when LABKIT_DATA is unset. The tiers (README "Development"):
+``make check`` runs ``-m "not slow and not browser and not cluster"``, ``make test`` everything.
+"""
 import os
+from pathlib import Path
 
 import pytest
+
+# `labkit publish` ships this file and the model tests to the student repository, without
+# tests/helpers/ (nor labkit.course, solutions/ or the notebook tests): the hooks below are the
+# instructor's checkout's only.
+INSTRUCTOR = (Path(__file__).parent / "helpers").is_dir()
+if INSTRUCTOR:
+    from helpers import course, executed, markers
 
 
 def mnist_dir() -> str | None:
@@ -29,6 +41,43 @@ def mnist_train(mnist_root):
     from labkit.data import load_mnist
 
     return load_mnist("train", root=mnist_root, download=False)
+
+
+# --------------------------------------------------------------------------- markers and tiers
+
+
+if INSTRUCTOR:
+    @pytest.hookimpl(tryfirst=True)  # before -m deselects by the markers given here
+    def pytest_collection_modifyitems(session, config, items):
+        items[:] = executed.replace_nbval_items(session, items)
+        markers.apply(items, course.slow_entry_points())
+        executed.run_last(items)
+
+    def pytest_collection_finish(session):
+        executed.start(session)
+
+    def pytest_sessionfinish(session):
+        executed.stop(session)
+
+    @pytest.fixture(scope="session", autouse=True)
+    def shared_templates():
+        """Every in-process autograde run of the session copies one template course per solutions
+        folder instead of running nbgrader generate_assignment again (helpers.course.Templates)."""
+        templates, patch = course.Templates(), pytest.MonkeyPatch()
+        templates.patch(patch)
+        yield templates
+        patch.undo()
+        templates.close()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(item):
+        with markers.guard(item):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(item):
+        with markers.guard(item):
+            return (yield)
 
 
 # tests/fixtures/ holds tiny nbgrader courses for the grading tests; its

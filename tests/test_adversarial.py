@@ -22,8 +22,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import AUTO, NO_BWRAP, NOTEBOOKS, SANDBOX, SOLUTIONS, assert_scores, cell, load_csv, read, write
 
+from helpers.course import AUTO, NOTEBOOKS, SOLUTIONS, Submissions, assert_scores, cell, load_csv, no_bwrap, read, write
 from labkit.course.grading.autograde import autograde
 from labkit.course.grading.records import Options
 from labkit.course.intake import submissions
@@ -228,17 +228,17 @@ def square(x):
 def make_attackers(root: Path) -> tuple[Path, list[Path]]:
     """One student per attack; returns (SUBMISSIONS, its FIFOs)."""
     subs = root / "submissions"
-    subs.mkdir(parents=True)
+    add = Submissions(subs).add
     sol = {n: read("solution", n) for n in NOTEBOOKS}
     stu = {n: read("student", n) for n in NOTEBOOKS}
     # item 1: unsolved, every test tagged skip-execution (or raises-exception), a student cell
     # tagged skip-execution, execution metadata, hidden source
-    write(tagged(stu["1_squares"], ["skip-execution"], "test_square", "test_add"), subs / "tagger" / "1_squares.ipynb")
+    add("tagger/1_squares.ipynb", tagged(stu["1_squares"], ["skip-execution"], "test_square", "test_add"))
     nb = tagged(stu["2_lists"], ["raises-exception", "skip-execution"], "test_mean", "mean")
     cell(nb, "test_largest").metadata.update(execution={"iopub.status.idle": "2026-01-01T00:00:00Z"},
                                              jupyter={"source_hidden": True})
     nb.cells.insert(2, nbformat.v4.new_code_cell("def mean(xs):\n    return 0", metadata={"tags": ["skip-execution"]}))
-    write(nb, subs / "tagger" / "2_lists.ipynb")
+    add("tagger/2_lists.ipynb", nb)
     # item 5: a right first notebook, and a second that declares 1 KB and inflates to 8 MB (bzip2)
     lying_zip(subs / "bomb.zip", {"1_squares.ipynb": nbformat.writes(sol["1_squares"]).encode(),
                                   "2_lists.ipynb": b" " * (8 << 20)}, "2_lists.ipynb")
@@ -246,23 +246,23 @@ def make_attackers(root: Path) -> tuple[Path, list[Path]]:
     nb = copy.deepcopy(sol["1_squares"])
     cell(nb, "square").source = LOUD
     cell(nb, "add").source = "def add(a, b):\n    print('x' * 2_000_000)\n    return a - b"
-    write(nb, subs / "loud" / "1_squares.ipynb")
-    write(sol["2_lists"], subs / "loud" / "2_lists.ipynb")
+    add("loud/1_squares.ipynb", nb)
+    add("loud/2_lists.ipynb", sol["2_lists"])
     # item 7: invalid UTF-8 on the kernel's stdout, stderr and a child's stderr
     nb = copy.deepcopy(sol["1_squares"])
     cell(nb, "square").source = BAD_BYTES
-    write(nb, subs / "badbytes" / "1_squares.ipynb")
-    write(sol["2_lists"], subs / "badbytes" / "2_lists.ipynb")
+    add("badbytes/1_squares.ipynb", nb)
+    add("badbytes/2_lists.ipynb", sol["2_lists"])
     # item 8: HTML and JavaScript in an output and in a written answer
     nb = copy.deepcopy(sol["1_squares"])
     cell(nb, "square").source = ("from IPython.display import HTML, Javascript, display\n"
                                  f"display(HTML({XSS!r}))\ndisplay(Javascript('window.pwned = 3'))\n"
                                  "def square(x):\n    return x * x")
     cell(nb, "why").source = "Because. " + XSS
-    write(nb, subs / "xss" / "1_squares.ipynb")
+    add("xss/1_squares.ipynb", nb)
     # item 11: FIFOs in SUBMISSIONS and in a student's folder; duplicate zip entries
     fifos = [subs / "pipe.zip", subs / "quinn" / "2_lists.ipynb"]
-    write(sol["1_squares"], subs / "quinn" / "1_squares.ipynb")
+    add("quinn/1_squares.ipynb", sol["1_squares"])
     for fifo in fifos:
         os.mkfifo(fifo)
     with zipfile.ZipFile(subs / "dup.zip", "w") as zf:
@@ -287,20 +287,22 @@ def make_attackers(root: Path) -> tuple[Path, list[Path]]:
     copied = copy.deepcopy(cell(nb, "test_square"))
     copied.id = "copied"
     nb.cells.append(copied)
-    write(nb, subs / "retyper" / "1_squares.ipynb")
+    add("retyper/1_squares.ipynb", nb)
     (subs / "deep").mkdir()
     (subs / "deep" / "1_squares.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
     nb = copy.deepcopy(sol["2_lists"])
     nb.cells.append(nbformat.v4.new_markdown_cell("x" * (CAP + 1000)))
-    write(nb, subs / "deep" / "2_lists.ipynb")
+    add("deep/2_lists.ipynb", nb)
     return subs, fifos
 
 
-@pytest.fixture(scope="module", params=sorted({SANDBOX, "basic"}))
+@pytest.fixture(scope="module", params=["basic", "bwrap"])
 def attacked(request, tmp_path_factory):
     """(root, rows, log lines, mode, FIFOs the run waited on): the attackers graded with sandbox ``mode``, umask 022, into an
     output folder that was world-readable before."""
     mode = request.param
+    if mode == "bwrap" and no_bwrap():
+        pytest.skip(f"bubblewrap does not work here: {no_bwrap()}")
     root = tmp_path_factory.mktemp(f"attacked-{mode}")
     subs, fifos = make_attackers(root)
     (root / "out").mkdir(mode=0o755)
@@ -442,7 +444,7 @@ def test_every_attacker_has_its_rows_and_the_run_says_its_mode(attacked):
                         "linker", "linked", "retyper", "deep"}
     assert any(line.startswith("isolation: ") for line in lines)
     if mode == "bwrap":
-        assert not NO_BWRAP
+        assert not no_bwrap()
 
 
 # --------------------------------------------------------------------------- outputs that weigh more than they say (issue #31, item 4)
@@ -484,10 +486,12 @@ def square(x):
 FLOODS = {"displayer": DISPLAY_FLOOD, "metadata": METADATA_FLOOD, "widgets": WIDGET_FLOOD, "many": MANY_OUTPUTS}
 
 
-@pytest.fixture(scope="module", params=sorted({SANDBOX, "basic"}))
+@pytest.fixture(scope="module", params=["basic", "bwrap"])
 def flooded(request, tmp_path_factory):
     """(root, rows): one student per flood (with a right 1_squares otherwise and the 2_lists
     solution), graded with 1 MB of output per notebook."""
+    if request.param == "bwrap" and no_bwrap():
+        pytest.skip(f"bubblewrap does not work here: {no_bwrap()}")
     root = tmp_path_factory.mktemp(f"flooded-{request.param}")
     for student, source in FLOODS.items():
         nb = read("solution", "1_squares")

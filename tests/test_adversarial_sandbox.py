@@ -35,12 +35,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.course.sandbox import prepare as sandbox
+from helpers.course import SOLUTIONS, Submissions, changed, no_bwrap, read
 from labkit.course.sandbox import reaping, uids, wrapper
 
 pytestmark = pytest.mark.adversarial
 
-FIXTURE = Path(__file__).parent / "fixtures" / "grading"
 ROOT = os.geteuid() == 0
 OTHER_UID = 1_999_999_999  # "another local user", outside labkit's kernel range
 TIMEOUT = 8
@@ -145,29 +144,21 @@ print("FORKED", forked)
 
 
 def _nb(name: str, **sources):
-    nb = nbformat.read(FIXTURE / "solutions" / f"{name}.ipynb", as_version=4)
-    for c in nb.cells:
-        gid = c.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in sources:
-            c.source = sources[gid]
-    return nb
+    return changed(read("solution", name), sources)
 
 
 def make_class(subs: Path, token: str, port: int) -> None:
-    def write(student, name, nb):
-        (subs / student).mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, subs / student / f"{name}.ipynb")
-
-    write("a1-attacker", "1_squares", _nb("1_squares", square=FILES_ATTACK.format(token=token)))
+    add = Submissions(subs).add
+    add("a1-attacker/1_squares.ipynb", _nb("1_squares", square=FILES_ATTACK.format(token=token)))
     nb = _nb("2_lists", mean=PROCESS_ATTACK.format(daemon=DAEMON, token=token, port=port))
     nb.cells.append(nbformat.v4.new_code_cell(FORK_STORM))  # a cell of its own, after the tests
-    write("a1-attacker", "2_lists", nb)
-    write("a2-stubborn", "1_squares", _nb("1_squares", add="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                          "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"))
-    write("a2-stubborn", "2_lists", _nb("2_lists", mean="def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\n"
-                                        "while True:\n    hog.append(bytearray(50 << 20))"))
+    add("a1-attacker/2_lists.ipynb", nb)
+    add("a2-stubborn/1_squares.ipynb", _nb("1_squares", add="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                           "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"))
+    add("a2-stubborn/2_lists.ipynb", _nb("2_lists", mean="def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\n"
+                                         "while True:\n    hog.append(bytearray(50 << 20))"))
     for name in FULL:
-        write("z-honest", name, _nb(name))
+        add(f"z-honest/{name}.ipynb", _nb(name))
 
 
 class Watcher(threading.Thread):
@@ -234,8 +225,8 @@ def attacked(request):
     mode = request.param
     if not ROOT:
         pytest.skip("the attacks are run as root (as CI grades); another local user is played by an unnamed uid")
-    if mode == "bwrap" and sandbox.probe_bwrap():
-        pytest.skip(f"bubblewrap does not work here: {sandbox.probe_bwrap()}")
+    if mode == "bwrap" and no_bwrap():
+        pytest.skip(f"bubblewrap does not work here: {no_bwrap()}")
     base = Path(tempfile.mkdtemp(prefix="adv-", dir="/tmp"))  # short: socket paths
     os.chmod(base, 0o711)
     token = secrets.token_hex(6)
@@ -250,7 +241,7 @@ def attacked(request):
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+            [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(SOLUTIONS),
              "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT),
              "--memory", "1024", "--cpu-limit", "60", "--jobs", "1" if mode == "basic" else "2", "--sandbox", mode],
             cwd=base, env=env, capture_output=True, text=True, timeout=900)
@@ -415,7 +406,7 @@ def grade_alone(student: str, notebooks: dict) -> tuple[Path, subprocess.Complet
         nbformat.write(nb, base / "subs" / student / f"{name}.ipynb")
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     proc = subprocess.run(
-        [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(FIXTURE / "solutions"),
+        [sys.executable, "-m", "labkit.cli", "autograde", str(base / "subs"), "--solutions", str(SOLUTIONS),
          "--out", str(base / "out"), "--keep", str(base / "course"), "--timeout", str(TIMEOUT), "--memory", "1024",
          "--cpu-limit", "60", "--sandbox", "basic"], cwd=base, env=env, capture_output=True, text=True, timeout=600)
     return base, proc

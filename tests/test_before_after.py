@@ -21,12 +21,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # run as a script: the test modules it builds the classes with
 
-from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, make_class  # noqa: E402
+from helpers.course import SOLUTIONS, TIMEOUT, sandbox_mode  # noqa: E402
+from test_grading import make_class  # noqa: E402
 from test_layouts import CANVAS_ROSTER, MOODLE_WORKSHEET, canvas_download, moodle_download  # noqa: E402
 
 BEFORE = Path(__file__).parent / "fixtures" / "before"
 OUTPUTS = ("grades.csv", "summary.csv", "canvas-import.csv", "moodle-import.csv")
-LIMITS = ["--timeout", str(TIMEOUT), "--memory", "1024", "--cpu-limit", "60", "--jobs", "2", "--sandbox", SANDBOX]
+def limits() -> list[str]:
+    return ["--timeout", str(TIMEOUT), "--memory", "1024", "--cpu-limit", "60", "--jobs", "2", "--sandbox", sandbox_mode()]
 
 
 def folders_class(root: Path) -> Path:
@@ -46,19 +48,19 @@ def autograde(*args: str) -> None:
 def grade_classes(work: Path, dest: Path) -> None:
     """Grade the three classes in ``work`` and copy what they wrote into ``dest``/<class>/."""
     subs = folders_class(work / "folders")
-    autograde(str(subs), "--solutions", str(SOLUTIONS), "--out", str(work / "folders" / "out"), *LIMITS)
+    autograde(str(subs), "--solutions", str(SOLUTIONS), "--out", str(work / "folders" / "out"), *limits())
     subs = canvas_download(work / "canvas" / "download")
     roster = work / "canvas" / "gradebook-export.csv"
     roster.write_text(CANVAS_ROSTER, encoding="utf-8")
     autograde(str(subs), "--solutions", str(SOLUTIONS), "--out", str(work / "canvas" / "out"), "--roster", str(roster),
               "--lms", "canvas", "--lms", "moodle", "--lms-column", "Lab (777)", "--keep", str(work / "canvas" / "course"),
-              *LIMITS)
+              *limits())
     autograde("--from-course", str(work / "canvas" / "course"), "--out", str(work / "from-course" / "out"))
     subs = moodle_download(work / "moodle" / "download")
     roster = work / "moodle" / "worksheet.csv"
     roster.write_text(MOODLE_WORKSHEET, encoding="utf-8")
     autograde(str(subs), "--solutions", str(SOLUTIONS), "--out", str(work / "moodle" / "out"), "--roster", str(roster),
-              "--lms", "moodle", *LIMITS)
+              "--lms", "moodle", *limits())
     for name in ("folders", "canvas", "from-course", "moodle"):
         (dest / name).mkdir(parents=True, exist_ok=True)
         for output in OUTPUTS:

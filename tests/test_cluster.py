@@ -21,37 +21,33 @@ pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (
 
 from labkit.course.grading import cluster  # noqa: E402
 from labkit.course.grading.autograde import autograde  # noqa: E402
-from labkit.course.grading.records import Options  # noqa: E402
 from labkit.errors import GradingError  # noqa: E402
 from dask_cluster import Cluster  # noqa: E402
-from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read, write  # noqa: E402
+from helpers.course import SOLUTIONS, Submissions, changed, load_csv, options, read  # noqa: E402
 
-OPTIONS = Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=1, sandbox=SANDBOX)
+OPTIONS = options(jobs=1)
 
 
 def make_class(root: Path, slow: float = 0.0) -> Path:
     """Six students: right, the untouched student version, one wrong answer, one notebook
     missing, invalid JSON, an empty folder. ``slow``: seconds the right students' first
     notebook sleeps (so that a worker can be killed in the middle of one)."""
-    subs = root / "subs"
+    subs = Submissions(root / "subs")
     sol = {n: read("solution", n) for n in ("1_squares", "2_lists")}
     for who in ("ann", "ben"):
         nb = copy.deepcopy(sol["1_squares"])
         if slow:
             nb.cells[0].source = f"import time\ntime.sleep({slow})\n" + nb.cells[0].source
-        write(nb, subs / who / "1_squares.ipynb")
-        write(sol["2_lists"], subs / who / "2_lists.ipynb")
+        subs.add(f"{who}/1_squares.ipynb", nb)
+        subs.add(f"{who}/2_lists.ipynb", sol["2_lists"])
     for n in ("1_squares", "2_lists"):
-        write(read("student", n), subs / "cy" / f"{n}.ipynb")
-    nb = copy.deepcopy(sol["1_squares"])
-    cell(nb, "square").source = "def square(x):\n    return x + x"
-    write(nb, subs / "dee" / "1_squares.ipynb")
-    write(sol["2_lists"], subs / "dee" / "2_lists.ipynb")
-    write(sol["2_lists"], subs / "eve" / "2_lists.ipynb")
-    (subs / "fay").mkdir(parents=True)
-    (subs / "fay" / "1_squares.ipynb").write_text("{ not json")
-    (subs / "gus").mkdir()
-    return subs
+        subs.add(f"cy/{n}.ipynb", read("student", n))
+    subs.add("dee/1_squares.ipynb", changed(sol["1_squares"], {"square": "def square(x):\n    return x + x"}))
+    subs.add("dee/2_lists.ipynb", sol["2_lists"])
+    subs.add("eve/2_lists.ipynb", sol["2_lists"])
+    subs.add("fay/1_squares.ipynb", "{ not json")
+    subs.empty("gus")
+    return subs.folder
 
 
 @pytest.fixture(scope="module")

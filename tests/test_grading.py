@@ -10,7 +10,6 @@ that grading is repeatable byte for byte. The last test grades the real lab
 from __future__ import annotations
 
 import copy
-import csv
 import io
 import json
 import re
@@ -22,6 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.course import (AUTO, NOTEBOOKS, SOLUTIONS, TIMEOUT, Submissions, assert_scores, cell, changed,
+                            load_csv, no_bwrap, options, read, sandbox_mode)
 from labkit.course.grading import gradebook
 from labkit.course.grading.autograde import autograde
 from labkit.course.grading.kept import export
@@ -30,34 +31,6 @@ from labkit.course.intake import submissions
 from labkit.course.intake.repair import repair_notebook
 from labkit.course.intake.submissions import find_submissions, match_notebooks, safe_student_id
 from labkit.course.sandbox import prepare as sandbox
-
-FIXTURE = Path(__file__).parent / "fixtures" / "grading"
-SOLUTIONS = FIXTURE / "solutions"
-STUDENT = FIXTURE / "student"
-NOTEBOOKS = ["1_squares", "2_lists"]
-AUTO = {"1_squares": {"test_square": 1, "test_add": 2}, "2_lists": {"test_mean": 2, "test_largest": 1}}
-TIMEOUT = 6  # seconds per cell in the fixture class (its cells take milliseconds)
-# Without a working bubblewrap the class is graded with the basic sandbox, and the isolation test skips.
-NO_BWRAP = sandbox.probe_bwrap()
-SANDBOX = "basic" if NO_BWRAP else "bwrap"
-
-
-def read(kind: str, name: str):
-    return nbformat.read((SOLUTIONS if kind == "solution" else STUDENT) / f"{name}.ipynb", as_version=4)
-
-
-def cell(nb, grade_id: str):
-    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def write(nb, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
-
-def load_csv(path: Path) -> dict[tuple[str, str], dict[str, str]]:
-    return {(r["student"], r["notebook"]): r for r in csv.DictReader(io.StringIO(path.read_text()))}
 
 
 # --------------------------------------------------------------------------- fast: no nbgrader
@@ -212,7 +185,7 @@ def test_empty_notebook_gets_every_graded_cell_back():
 
 def test_sandbox_limits_apply(tmp_path):
     """The kernel's Python starts under the sandbox; with too little memory it cannot."""
-    mode = SANDBOX
+    mode = sandbox_mode()
     (tmp_path / "scratch").mkdir()
     config = sandbox.make_config(
         mode=mode, scratch=tmp_path / "scratch", ipc_dir=tmp_path, record=tmp_path / "r.jsonl", memory_mb=4096,
@@ -259,58 +232,46 @@ def square(x):
 
 def make_class(root: Path) -> Path:
     """The made-up class: one student per way a submission can go wrong."""
-    subs = root / "submissions"
-    subs.mkdir(parents=True)
+    subs = Submissions(root / "submissions")
     sol = {n: read("solution", n) for n in NOTEBOOKS}
     stu = {n: read("student", n) for n in NOTEBOOKS}
 
     # Alice (a Moodle zip with a top folder): the solutions, one misnamed, plus a stray notebook
-    with zipfile.ZipFile(subs / "Alice Smith_1001_assignsubmission_file_.zip", "w") as zf:
-        zf.writestr("lab-alice/1_squares.ipynb", nbformat.writes(sol["1_squares"]))
-        zf.writestr("lab-alice/2_lists (1).ipynb", nbformat.writes(sol["2_lists"]))
-        zf.writestr("lab-alice/notes.ipynb", nbformat.writes(stu["2_lists"]))
+    subs.zip("Alice Smith_1001_assignsubmission_file_.zip", {
+        "lab-alice/1_squares.ipynb": sol["1_squares"], "lab-alice/2_lists (1).ipynb": sol["2_lists"],
+        "lab-alice/notes.ipynb": stu["2_lists"]})
     # bob (nested folder): the student versions, untouched
     for n in NOTEBOOKS:
-        write(stu[n], subs / "bob" / "lab" / f"{n}.ipynb")
+        subs.add(f"bob/lab/{n}.ipynb", stu[n])
     # carol: add() wrong, a test cell and the written answer deleted;
     # a solution cell duplicated, largest() wrong and its test cell edited to pass
-    nb = copy.deepcopy(sol["1_squares"])
-    cell(nb, "add").source = "def add(a, b):\n    return a - b"
+    nb = changed(sol["1_squares"], {"add": "def add(a, b):\n    return a - b"})
     nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("test_square", "why")]
-    write(nb, subs / "carol" / "1_squares.ipynb")
-    nb = copy.deepcopy(sol["2_lists"])
-    cell(nb, "largest").source = "def largest(xs):\n    return min(xs)"
-    cell(nb, "test_largest").source = "pass"
+    subs.add("carol/1_squares.ipynb", nb)
+    nb = changed(sol["2_lists"], {"largest": "def largest(xs):\n    return min(xs)", "test_largest": "pass"})
     data = json.loads(nbformat.writes(nb))
     data["cells"].insert(2, copy.deepcopy(data["cells"][1]))  # same grade id, same cell id
-    (subs / "carol" / "2_lists.ipynb").write_text(json.dumps(data))
+    subs.add("carol/2_lists.ipynb", json.dumps(data))
     # frank: an endless loop after defining add(); a truncated file
-    nb = copy.deepcopy(sol["1_squares"])
-    cell(nb, "add").source = "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"
-    write(nb, subs / "frank" / "1_squares.ipynb")
-    (subs / "frank" / "2_lists.ipynb").write_bytes(nbformat.writes(sol["2_lists"]).encode()[:200])
+    subs.add("frank/1_squares.ipynb", changed(sol["1_squares"], {"add": "def add(a, b):\n    return a + b\n\nwhile True:\n    pass"}))
+    subs.add("frank/2_lists.ipynb", nbformat.writes(sol["2_lists"]).encode()[:200])
     # hank: looks for the gradebook, the solutions and the others; hogs memory
-    nb = copy.deepcopy(sol["1_squares"])
-    cell(nb, "square").source = SNOOP.format(
-        roots=", ".join(repr(str(p)) for p in (root, SOLUTIONS.parent.parent.parent, subs)),
-        solution=str(SOLUTIONS / "1_squares.ipynb"), other=str(subs / "bob" / "lab" / "1_squares.ipynb"),
+    folder = subs.folder
+    subs.add("hank/1_squares.ipynb", changed(sol["1_squares"], {"square": SNOOP.format(
+        roots=", ".join(repr(str(p)) for p in (root, SOLUTIONS.parent.parent.parent, folder)),
+        solution=str(SOLUTIONS / "1_squares.ipynb"), other=str(folder / "bob" / "lab" / "1_squares.ipynb"),
         out=str(root / "out" / "grades.csv"),
         # the basic sandbox would let this write go through: only try it where it must fail
-        mine=str(subs / "hank" / ("1_squares.ipynb" if not NO_BWRAP else "nothing-here/x")))
-    write(nb, subs / "hank" / "1_squares.ipynb")
-    nb = copy.deepcopy(sol["2_lists"])
-    cell(nb, "mean").source = ("def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\nwhile True:\n"
-                               "    hog.append(bytearray(50 << 20))")
-    write(nb, subs / "hank" / "2_lists.ipynb")
+        mine=str(folder / "hank" / ("1_squares.ipynb" if not no_bwrap() else "nothing-here/x")))}))
+    subs.add("hank/2_lists.ipynb", changed(sol["2_lists"], {"mean": (
+        "def mean(xs):\n    return sum(xs) / len(xs)\n\nhog = []\nwhile True:\n    hog.append(bytearray(50 << 20))")}))
     # judy: the first notebook is right; the second kills its kernel
-    write(sol["1_squares"], subs / "judy" / "1_squares.ipynb")
-    nb = copy.deepcopy(sol["2_lists"])
-    cell(nb, "mean").source = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
-    write(nb, subs / "judy" / "2_lists.ipynb")
+    subs.add("judy/1_squares.ipynb", sol["1_squares"])
+    subs.add("judy/2_lists.ipynb", changed(sol["2_lists"], {"mean": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"}))
     # zed: an empty folder; and a stray file
-    (subs / "zed").mkdir()
-    (subs / "readme.txt").write_text("not a submission")
-    return subs
+    subs.empty("zed")
+    subs.add("readme.txt", "not a submission")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -323,16 +284,9 @@ def graded_class(tmp_path_factory):
     (root / "out" / "grades.csv").write_text("last week's grades\n")
     lines = []
     autograde(subs, solutions=SOLUTIONS, out=root / "out", keep=root / "course",
-                      options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
-                      log=lines.append)
+              options=options(), log=lines.append)
     after = {p: p.read_bytes() for p in subs.rglob("*") if p.is_file()}
     return root, load_csv(root / "out" / "grades.csv"), before == after, lines
-
-
-def assert_scores(row, expected: dict[str, float]):
-    for gid, points in expected.items():
-        assert float(row[gid]) == points, (gid, row)
-    assert float(row["total"]) == sum(expected.values()), row
 
 
 def test_every_submission_has_rows_and_originals_are_untouched(graded_class):
@@ -395,8 +349,8 @@ def test_student_code_sees_no_secrets_and_memory_hog_hits_the_limit(graded_class
     assert_scores(rows["hank", "1_squares"], AUTO["1_squares"])
     assert rows["hank", "2_lists"]["status"].startswith("memory limit")
     assert float(rows["hank", "2_lists"]["test_largest"]) == 1  # the cells after the hog were graded
-    if NO_BWRAP:
-        pytest.skip(f"isolation needs bubblewrap: {NO_BWRAP}")
+    if no_bwrap():
+        pytest.skip(f"isolation needs bubblewrap: {no_bwrap()}")
     html = (root / "out" / "feedback" / "hank" / "1_squares.html").read_text()
     result = re.search(r"SNOOP-RESULT: (\d+) secrets (.*)", html)
     assert result, "the snooping cell did not run"
@@ -455,7 +409,7 @@ def test_grading_twice_gives_the_same_bytes(graded_class, tmp_path):
     subs, expected = part_of_class(graded_class, tmp_path,
                                    ("Alice Smith_1001_assignsubmission_file_.zip", "frank", "readme.txt"))
     assert main(["autograde", str(subs), "--solutions", str(SOLUTIONS), "--out", str(tmp_path / "out"),
-                 "--timeout", str(TIMEOUT), "--memory", "1024", "--jobs", "2", "--sandbox", SANDBOX]) == 0
+                 "--timeout", str(TIMEOUT), "--memory", "1024", "--jobs", "2", "--sandbox", sandbox_mode()]) == 0
     assert (tmp_path / "out" / "grades.csv").read_text() == expected
 
 
@@ -470,7 +424,7 @@ def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path
     monkeypatch.setattr(gradebook, "merge_gradebooks", broken_merge)
     messages = []
     autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out",
-                      options=Options(timeout=TIMEOUT, memory_mb=1024, jobs=2, sandbox=SANDBOX), log=messages.append)
+              options=options(cpu_seconds=Options().cpu_seconds), log=messages.append)
     warning = [m for m in messages if "could not be built" in m]
     assert warning and "OperationalError: database is locked" in warning[0] and "no feedback" in warning[0]
     assert (tmp_path / "out" / "grades.csv").read_text() == expected
@@ -491,7 +445,7 @@ def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_pat
     subs = tmp_path / "subs"
     shutil.copytree(root / "solutions", subs / "teacher")
     shutil.copytree(root / "notebooks", subs / "untouched")
-    autograde(subs, out=tmp_path / "out", options=Options(jobs=2, sandbox=SANDBOX), log=lambda *_: None)
+    autograde(subs, out=tmp_path / "out", options=Options(jobs=2, sandbox=sandbox_mode()), log=lambda *_: None)
     rows = load_csv(tmp_path / "out" / "grades.csv")
     names = sorted(p.stem for p in (root / "solutions").glob("*.ipynb"))
     assert set(rows) == {(s, n) for s in ("teacher", "untouched") for n in names}
@@ -523,19 +477,18 @@ def test_cpu_time_limit_and_the_command_from_anywhere_without_an_activated_venv(
     import subprocess
     import sys
 
-    subs = tmp_path / "subs"
-    nb = read("solution", "1_squares")
-    cell(nb, "add").source = "def add(a, b):\n    return a + b\n\nwhile True:\n    sum(range(10**6))"
-    write(nb, subs / "ivan" / "1_squares.ipynb")
-    write(read("solution", "2_lists"), subs / "ivan" / "2_lists.ipynb")
+    subs = Submissions(tmp_path / "subs")
+    subs.add("ivan/1_squares.ipynb", changed(read("solution", "1_squares"), {
+        "add": "def add(a, b):\n    return a + b\n\nwhile True:\n    sum(range(10**6))"}))
+    subs.add("ivan/2_lists.ipynb", read("solution", "2_lists"))
     elsewhere = tmp_path / "somewhere-else"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = "/usr/bin:/bin"
     labkit = Path(sys.executable).parent / "labkit"
     proc = subprocess.run(
-        [str(labkit), "autograde", str(subs), "--solutions", str(SOLUTIONS), "--out", "grades",
-         "--timeout", "60", "--cpu-limit", "3", "--memory", "1024", "--sandbox", SANDBOX],
+        [str(labkit), "autograde", str(subs.folder), "--solutions", str(SOLUTIONS), "--out", "grades",
+         "--timeout", "60", "--cpu-limit", "3", "--memory", "1024", "--sandbox", sandbox_mode()],
         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = load_csv(elsewhere / "grades" / "grades.csv")

@@ -10,7 +10,6 @@ the ones docs/instructors.md shows.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import re
@@ -20,12 +19,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.course import SOLUTIONS, Submissions, changed, load_csv, options, read, zip_bytes
 from labkit.course.grading.autograde import autograde
-from labkit.course.grading.records import Options
 from labkit.course.intake.layouts import detect_layout, read_submissions
 from labkit.course.intake.roster import NOT_ON_ROSTER, apply_roster, read_roster
 from labkit.course.intake.submissions import read_submission
-from test_grading import SANDBOX, SOLUTIONS, TIMEOUT, cell, load_csv, read
 
 EXPECTED = ["1_squares", "2_lists"]
 
@@ -39,18 +37,13 @@ def notebook(kind: str, name: str) -> str:
 
 
 def wrong_add() -> str:
-    nb = copy.deepcopy(read("solution", "1_squares"))
-    cell(nb, "add").source = "def add(a, b):\n    return a - b"
-    return nbformat.writes(nb)
+    return nbformat.writes(changed(read("solution", "1_squares"), {"add": "def add(a, b):\n    return a - b"}))
 
 
 def canvas_download(folder: Path) -> Path:
     """Canvas's flat download of five students (docs/instructors.md shows this tree)."""
-    folder.mkdir(parents=True)
-    lab = io.BytesIO()
-    with zipfile.ZipFile(lab, "w") as zf:
-        zf.writestr("lab/1_squares.ipynb", notebook("solution", "1_squares"))
-        zf.writestr("lab/2_lists.ipynb", notebook("solution", "2_lists"))
+    lab = zip_bytes({"lab/1_squares.ipynb": notebook("solution", "1_squares"),
+                     "lab/2_lists.ipynb": notebook("solution", "2_lists")})
     files = {
         # Jane Smith (1001): a first try, then a LATE resubmission (Canvas adds "-1")
         "smithjane_1001_5001_1_squares.ipynb": notebook("student", "1_squares"),
@@ -59,7 +52,7 @@ def canvas_download(folder: Path) -> Path:
         # another Jane Smith (1002): the same name, so the same "smithjane"; one notebook, untouched
         "smithjane_1002_5003_1_squares.ipynb": notebook("student", "1_squares"),
         # Al Lee (1003): a zip of both
-        "leeal_1003_5004_lab.zip": lab.getvalue(),
+        "leeal_1003_5004_lab.zip": lab,
         # Bo Nguyen (1004): add() wrong
         "nguyenbo_1004_5005_1_squares.ipynb": wrong_add(),
         "nguyenbo_1004_5006_2_lists.ipynb": notebook("solution", "2_lists"),
@@ -67,8 +60,9 @@ def canvas_download(folder: Path) -> Path:
         "youngkim_1005_5008_1_squares.ipynb": notebook("solution", "1_squares"),
         "youngkim_1005_5009_2_lists.ipynb": notebook("solution", "2_lists"),
     }
+    subs = Submissions(folder)
     for name, data in files.items():
-        (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        subs.add(name, data)
     return folder
 
 
@@ -239,8 +233,7 @@ def canvas_class(tmp_path_factory):
     roster = write(root / "gradebook-export.csv", CANVAS_ROSTER)
     table = autograde(subs, solutions=SOLUTIONS, out=root / "out", roster=roster, lms=("canvas", "moodle"),
                       lms_column="Lab (777)", keep=root / "course",
-                      options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
-                      log=lambda *_: None)
+                      options=options(), log=lambda *_: None)
     return root / "out", table
 
 
@@ -349,17 +342,15 @@ Participant 14,Sam Park,sam@example.org,No submission,,7
 """
 
 
-def moodle_download(subs: Path) -> Path:
+def moodle_download(folder: Path) -> Path:
     """Moodle's download: two students named Jane Smith, one student not on the worksheet."""
+    subs = Submissions(folder)
     for name in ("1_squares", "2_lists"):  # Jane Smith 11: the solutions, nested
-        (subs / "Jane Smith_11_assignsubmission_file_" / "lab").mkdir(parents=True, exist_ok=True)
-        (subs / "Jane Smith_11_assignsubmission_file_" / "lab" / f"{name}.ipynb").write_text(notebook("solution", name))
-    with zipfile.ZipFile(subs / "Jane Smith_12_assignsubmission_file_.zip", "w") as zf:  # the other: untouched
-        for name in ("1_squares", "2_lists"):
-            zf.writestr(f"{name}.ipynb", notebook("student", name))
-    (subs / "Ann Bell_13_assignsubmission_file_").mkdir()  # not on the worksheet
-    (subs / "Ann Bell_13_assignsubmission_file_" / "1_squares.ipynb").write_text(notebook("solution", "1_squares"))
-    return subs
+        subs.add(f"Jane Smith_11_assignsubmission_file_/lab/{name}.ipynb", notebook("solution", name))
+    subs.zip("Jane Smith_12_assignsubmission_file_.zip",  # the other: untouched
+             {f"{name}.ipynb": notebook("student", name) for name in ("1_squares", "2_lists")})
+    subs.add("Ann Bell_13_assignsubmission_file_/1_squares.ipynb", notebook("solution", "1_squares"))  # not on the worksheet
+    return subs.folder
 
 
 def test_moodle_class_with_its_grading_worksheet(tmp_path):
@@ -368,8 +359,7 @@ def test_moodle_class_with_its_grading_worksheet(tmp_path):
     subs = moodle_download(tmp_path / "download")
     roster = write(tmp_path / "worksheet.csv", MOODLE_WORKSHEET)
     autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", roster=roster, lms=("moodle",),
-              options=Options(timeout=TIMEOUT, memory_mb=1024, cpu_seconds=60, jobs=2, sandbox=SANDBOX),
-              log=lambda *_: None)
+              options=options(), log=lambda *_: None)
     out = tmp_path / "out"
     assert rows_of(out / "summary.csv")[1:] == [
         ["Ann-Bell_13", "13", "Ann Bell", "", "3", "0", "3", "7", "1", "no",

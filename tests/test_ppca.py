@@ -132,6 +132,7 @@ def test_closed_form_matches_sklearn_score_on_mnist(mnist_test):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow  # trains on all 60000 training images
 def test_gradient_training_reaches_the_closed_form_on_mnist(mnist_train):
     """Adam on -mean log p(x) (lr 0.01, batch 500) ends within 1 nat per image of the maximum."""
     X, _ = mnist_train

@@ -19,9 +19,9 @@ import nbformat
 import pytest
 
 from grading.variants import nb1_pca, nb3_vae
+from helpers.course import Submissions, changed, sandbox_mode
 from labkit.course.grading.autograde import autograde
 from labkit.course.grading.records import Options
-from labkit.course.sandbox import prepare as sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
@@ -33,14 +33,12 @@ STUDENTS = {  # student -> notebook, solution cell, variant code, the test cells
 }
 
 
-def submission(folder: Path, notebook: str, grade_id: str, code: str) -> None:
+def submission(subs: Submissions, student: str, notebook: str, grade_id: str, code: str) -> None:
     """A student's folder holding the solution notebook with one solution cell replaced by ``code``;
     the code keeps the reference's other functions of the cell (as in the harness)."""
     nb = nbformat.read(SOLUTIONS / f"{notebook}.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-    cell.source = cell.source + "\n\n# the student's version\n" + code
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / f"{notebook}.ipynb")
+    subs.add(f"{student}/{notebook}.ipynb", changed(nb, {grade_id: cell.source + "\n\n# the student's version\n" + code}))
 
 
 def autograded_cells(notebook: str) -> dict[str, float]:
@@ -51,12 +49,11 @@ def autograded_cells(notebook: str) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_autograde_agrees_with_the_harness(mnist_root, tmp_path):
-    subs = tmp_path / "subs"
+    subs = Submissions(tmp_path / "subs")
     for student, (notebook, grade_id, code, _) in STUDENTS.items():
-        submission(subs / student, notebook, grade_id, code)
+        submission(subs, student, notebook, grade_id, code)
     out = tmp_path / "out"
-    mode = "basic" if sandbox.probe_bwrap() else "bwrap"  # as tests/test_grading.py
-    autograde(subs, out=out, options=Options(jobs=2, sandbox=mode), log=lambda *_: None)
+    autograde(subs.folder, out=out, options=Options(jobs=2, sandbox=sandbox_mode()), log=lambda *_: None)
     rows = {(r["student"], r["notebook"]): r for r in csv.DictReader((out / "grades.csv").open())}
     for student, (notebook, _, _, losing) in STUDENTS.items():
         row = rows[student, notebook]

@@ -1,0 +1,186 @@
+"""1_pca, 2_ppca and 3_vae executed once per session, for two users that used to run them each.
+
+nbval's cells of these notebooks (``solutions/<name>.ipynb::Cell N``, one test per code cell:
+the cell ran without an error, outputs not compared, as ``--nbval-lax``) and the answer-key test
+(tests/test_answer_key.py: the numbers the notebooks print lie in docs/seed_ranges.json) read
+the same execution: ``scripts/seed_ranges.py``'s :func:`execute`, seed 0, the lab's full budget,
+one CPU thread per kernel (the threads the ranges were measured with: the same numbers on any
+machine, and kernels that do not wait for each other on shared cores), errors kept in their
+cells (``allow_errors``: the cells after a failing one still run, as under nbval).
+
+:func:`start` begins the three executions when collection is over, two kernels at a time in
+worker processes (3_vae, the longest, first), while the rest of the suite runs; the items wait
+for theirs at the end of the session (:func:`run_last` puts them there).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ("3_vae", "2_ppca", "1_pca")  # the longest first: the two workers finish together
+_KEY = pytest.StashKey["Executions"]()
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def script(name: str):
+    """scripts/<name>.py as a module (the scripts folder is no package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _execute(name: str):
+    """In a worker: (executed notebook as JSON text, {quantity: value} or None)."""
+    import nbformat
+
+    nb, values = script("seed_ranges").execute(name, 0, allow_errors=True)
+    return nbformat.writes(nb), values
+
+
+class Executions:
+    """The session's executions: started once, read by every item that needs one."""
+
+    def __init__(self):
+        self.pool, self.futures, self.done = None, {}, {}
+
+    def start(self, names) -> None:
+        script("seed_ranges")  # loaded before the workers fork
+        self.pool = ProcessPoolExecutor(max_workers=2)
+        self.futures = {name: self.pool.submit(_execute, name) for name in NOTEBOOKS if name in names}
+
+    def result(self, name: str):
+        """(executed notebook, values) of ``name``; raises what the execution raised."""
+        import nbformat
+
+        if name not in self.done:
+            text, values = self.futures[name].result()
+            self.done[name] = nbformat.reads(text, as_version=4), values
+        return self.done[name]
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                if process.is_alive() and not all(f.done() for f in self.futures.values()):
+                    process.terminate()  # an interrupted session: the kernels end with their worker
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def executions(config) -> Executions | None:
+    return config.stash.get(_KEY, None)
+
+
+class ExecutedNotebook(pytest.File):
+    """solutions/<name>.ipynb as nbval collects it, its cells checked in the shared execution."""
+
+    def collect(self):
+        import nbformat
+
+        nb = nbformat.read(self.path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        for number, cell in enumerate(code):
+            yield ExecutedCell.from_parent(self, name=f"Cell {number}", number=number, source=cell.source)
+
+
+class ExecutedCell(pytest.Item):
+    notebook_cell = True  # helpers.markers: slow, and mnist when the notebook loads it
+
+    def __init__(self, *, number: int, source: str, **kwargs):
+        super().__init__(**kwargs)
+        self.number, self.source = number, source
+
+    def runtest(self):
+        if not os.environ.get("LABKIT_DATA"):
+            pytest.skip("needs the real MNIST: set LABKIT_DATA to the folder holding MNIST/raw (CI sets it)")
+        nb, _ = executions(self.config).result(self.path.stem)
+        cell = [c for c in nb.cells if c.cell_type == "code"][self.number]
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise CellError(cell.source, _ANSI.sub("", "\n".join(out.get("traceback", [])))
+                                or f"{out.get('ename')}: {out.get('evalue')}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CellError):
+            source, traceback = excinfo.value.args
+            return f"{self.path.name}, code cell {self.number}:\n{source}\n\n{traceback}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, 0, f"{self.path.name}::{self.name}"
+
+
+class CellError(Exception):
+    pass
+
+
+def replace_nbval_items(session, items: list) -> list:
+    """nbval's items of NOTEBOOKS replaced by ExecutedCell items of the same names."""
+    from nbval.plugin import IPyNbCell
+
+    files, out = {}, []
+    for item in items:
+        if isinstance(item, IPyNbCell) and item.path.parent == SOLUTIONS and item.path.stem in NOTEBOOKS:
+            if item.path not in files:
+                files[item.path] = ExecutedNotebook.from_parent(item.parent.parent, path=item.path)
+                out.extend(files[item.path].collect())
+            continue
+        out.append(item)
+    return out
+
+
+def needs_execution(item) -> bool:
+    return isinstance(item, ExecutedCell) or "executed" in getattr(item, "fixturenames", ())
+
+
+def run_last(items: list) -> None:
+    """The items that wait for the executions after all the others, so that the rest of the
+    suite runs meanwhile: the notebooks' cells, then the answer-key test (stable order otherwise)."""
+    def rank(item) -> int:
+        if isinstance(item, ExecutedCell):
+            return 1
+        return 2 if needs_execution(item) else 0
+
+    items.sort(key=rank)
+
+
+def start(session) -> None:
+    """Start the executions the selected items need (every notebook for the answer-key test),
+    when MNIST is there."""
+    names = {i.path.stem if isinstance(i, ExecutedCell) else n for i in session.items if needs_execution(i)
+             for n in NOTEBOOKS}
+    if names and os.environ.get("LABKIT_DATA") and not session.config.option.collectonly:
+        runs = Executions()
+        runs.start(names)
+        session.config.stash[_KEY] = runs
+
+
+def stop(session) -> None:
+    runs = executions(session.config)
+    if runs is not None:
+        runs.stop()
+
+
+def answer_key_values(config) -> dict | None:
+    """{quantity: value} of the shared execution (None when this session did not start it)."""
+    runs = executions(config)
+    if runs is None:
+        return None
+    values = {}
+    for name in NOTEBOOKS:
+        nb, found = runs.result(name)
+        if found is None:
+            failed = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "code"
+                      and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+            raise AssertionError(f"{name}: the notebook's values could not be measured; failing cells: {failed}")
+        values.update(found)
+    return values
