@@ -426,6 +426,7 @@ def square(x):
 '''
 
 
+@pytest.mark.slow  # grades with the command line in a subprocess
 @pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
 def test_item2_a_kernel_that_ignores_its_shutdown_leaves_nothing_behind():
     """Issue #31 item 2 (basic mode): the kernel ignores nbgrader's shutdown request and SIGTERM,
@@ -493,6 +494,7 @@ def square(x):
 '''
 
 
+@pytest.mark.slow  # grades with the command line in a subprocess
 @pytest.mark.skipif(not ROOT, reason="kernel uids are taken only as root")
 def test_item3_a_basic_mode_kernel_sees_no_other_process():
     """Issue #31 item 3 (basic mode): the kernel lists /proc and reads every command line it can;

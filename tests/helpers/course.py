@@ -26,9 +26,9 @@ TIMEOUT = 6  # seconds per cell in the fixture class (its cells take millisecond
 @functools.cache
 def no_bwrap() -> str | None:
     """Why bubblewrap does not work here (None when it does); probed once, when first asked."""
-    from labkit.course import sandbox
+    from labkit.course.sandbox.bwrap import probe_bwrap
 
-    return sandbox.probe_bwrap()
+    return probe_bwrap()
 
 
 def sandbox_mode() -> str:
