@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.course import SOLUTIONS, Submissions, changed, load_csv, options, read, zip_bytes
+from helpers.course import CANVAS_ROSTER, SOLUTIONS, Submissions, changed, load_csv, options, read, zip_bytes
 from labkit.course.grading.autograde import autograde
 from labkit.course.intake.layouts import detect_layout, read_submissions
 from labkit.course.intake.roster import NOT_ON_ROSTER, apply_roster, read_roster
@@ -64,17 +64,6 @@ def canvas_download(folder: Path) -> Path:
     for name, data in files.items():
         subs.add(name, data)
     return folder
-
-
-CANVAS_ROSTER = """\
-Student,ID,SIS User ID,SIS Login ID,Section,Lab (777)
-    Points Possible,,,,,7
-"Smith, Jane",1001,S1001,jsmith,Lab A,
-"Smith, Jane",1002,S1002,jsmith2,Lab B,
-"Lee, Al",1003,S1003,alee,Lab A,
-"Nguyen, Bo",1004,S1004,bnguyen,Lab B,
-"Park, Sam",1006,S1006,spark,Lab A,
-"""
 
 
 # --------------------------------------------------------------------------- fast: no nbgrader

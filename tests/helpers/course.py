@@ -21,6 +21,16 @@ STUDENT = FIXTURE / "student"
 NOTEBOOKS = ["1_squares", "2_lists"]
 AUTO = {"1_squares": {"test_square": 1, "test_add": 2}, "2_lists": {"test_mean": 2, "test_largest": 1}}
 TIMEOUT = 6  # seconds per cell in the fixture class (its cells take milliseconds)
+# Canvas's gradebook export of the Canvas classes (its "Points Possible" row included)
+CANVAS_ROSTER = """\
+Student,ID,SIS User ID,SIS Login ID,Section,Lab (777)
+    Points Possible,,,,,7
+"Smith, Jane",1001,S1001,jsmith,Lab A,
+"Smith, Jane",1002,S1002,jsmith2,Lab B,
+"Lee, Al",1003,S1003,alee,Lab A,
+"Nguyen, Bo",1004,S1004,bnguyen,Lab B,
+"Park, Sam",1006,S1006,spark,Lab A,
+"""
 
 
 @functools.cache
