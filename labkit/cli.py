@@ -1,10 +1,10 @@
 """The ``labkit`` command.
 
     labkit data       load MNIST (verifying and caching it) and print a summary
-    labkit lab        run the whole lab headless and write a report      (labkit/lab.py)
-    labkit release    generate the student notebooks from solutions/      (labkit/course/release.py)
-    labkit autograde  grade a class's submissions with nbgrader     (labkit/course/autograde.py)
-    labkit publish    write the student repository, without solutions  (labkit/course/publish.py)
+    labkit lab        run the whole lab headless and write a report   (labkit/lab.py)
+    labkit release    generate the student notebooks from solutions/   (labkit/course/release/notebooks.py)
+    labkit autograde  grade a class's submissions with nbgrader        (labkit/course/grading/autograde.py)
+    labkit publish    write the student repository, without solutions  (labkit/course/release/publish.py)
 
 The last three are the instructor's (labkit/course/); the student repository
 that `labkit publish` writes leaves labkit/course/ out, and so these commands.
