@@ -18,7 +18,6 @@ as an ordinary user, the whole module runs as that user and only the comparison 
 """
 from __future__ import annotations
 
-import io
 import os
 import pwd
 import re
@@ -26,16 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from helpers.course import CANVAS_ROSTER
+from helpers.course import CANVAS_ROSTER, SOLUTIONS, Submissions, changed, read
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "grading"
 RUN_AS_USER = ROOT / "tests" / "run_as_user.py"
 IS_ROOT = os.geteuid() == 0
 USER = os.environ.get("LABKIT_TEST_USER") or ("labkit-grader" if os.environ.get("CI") == "true" else None)
@@ -47,20 +43,8 @@ NEEDS_USER = pytest.mark.skipif(IS_ROOT and USER is None, reason=(
 # the Canvas classes' roster, of the students here: Jane, Al, and Sam, who hands in nothing
 ROSTER = "".join(line for line in CANVAS_ROSTER.splitlines(keepends=True) if not re.search(r",100[24],", line))
 ARGS = ["--layout", "canvas", "--lms", "canvas", "--lms", "moodle", "--lms-column", "Lab (777)",
-        "--solutions", str(FIXTURE / "solutions"), "--timeout", "6", "--memory", "1024", "--cpu-limit", "60"]
+        "--solutions", str(SOLUTIONS), "--timeout", "6", "--memory", "1024", "--cpu-limit", "60"]
 COMPARED = ("grades.csv", "summary.csv", "canvas-import.csv", "moodle-import.csv")
-
-
-def notebook(kind: str, name: str) -> bytes:
-    folder = FIXTURE / ("solutions" if kind == "solution" else "student")
-    return nbformat.writes(nbformat.read(folder / f"{name}.ipynb", as_version=4)).encode()
-
-
-def with_answer(text: str) -> bytes:
-    """1_squares solved, with ``text`` as the written answer ``why``."""
-    nb = nbformat.read(FIXTURE / "solutions" / "1_squares.ipynb", as_version=4)
-    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "why").source = text
-    return nbformat.writes(nb).encode()
 
 
 def honest_class(folder: Path) -> Path:
@@ -68,17 +52,14 @@ def honest_class(folder: Path) -> Path:
     2_lists untouched) and a roster with a third who handed in nothing. Jane's written answer
     has a ``<``, which the class course's cleaning escapes: labkit rewrites her autograded
     notebook, which nbgrader leaves read-only by default."""
-    subs = folder / "download"
-    subs.mkdir(parents=True)
-    lab = io.BytesIO()
-    with zipfile.ZipFile(lab, "w") as zf:
-        zf.writestr("lab/1_squares.ipynb", with_answer("Squares are never negative: 0 <= x**2 for every x."))
-        zf.writestr("lab/2_lists.ipynb", notebook("solution", "2_lists"))
-    (subs / "smithjane_1001_5001_lab.zip").write_bytes(lab.getvalue())
-    (subs / "leeal_1003_5002_1_squares.ipynb").write_bytes(notebook("solution", "1_squares"))
-    (subs / "leeal_1003_5003_2_lists.ipynb").write_bytes(notebook("student", "2_lists"))
+    subs = Submissions(folder / "download")
+    answer = "Squares are never negative: 0 <= x**2 for every x."
+    subs.zip("smithjane_1001_5001_lab.zip", {"lab/1_squares.ipynb": changed(read("solution", "1_squares"), {"why": answer}),
+                                             "lab/2_lists.ipynb": read("solution", "2_lists")})
+    subs.add("leeal_1003_5002_1_squares.ipynb", read("solution", "1_squares"))
+    subs.add("leeal_1003_5003_2_lists.ipynb", read("student", "2_lists"))
     (folder / "roster.csv").write_text(ROSTER, encoding="utf-8")
-    return subs
+    return subs.folder
 
 
 def labkit_command(*args: str) -> list[str]:

@@ -260,6 +260,5 @@ class _Tasks:
         self.results[i] = StudentResult(packed.result.rows, folder, packed.result.log)
         f.release()
         self.progress.finish()
-        outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in packed.result.rows)
-        self.progress.write(f"  {self.subs[i].student}: {outcome}", self.log)
+        self.progress.write(f"  {self.subs[i].student}: {packed.result.outcome()}", self.log)
         self._submit_next()

@@ -48,8 +48,7 @@ class Local:
             with lock:
                 results[i] = result
                 progress.finish()
-                outcome = ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in result.rows)
-                progress.write(f"  {sub.student}: {outcome} ({time.perf_counter() - t0:.0f} s)", log)
+                progress.write(f"  {sub.student}: {result.outcome()} ({time.perf_counter() - t0:.0f} s)", log)
 
         try:
             with ThreadPoolExecutor(max_workers=run.options.jobs) as pool:

@@ -116,6 +116,11 @@ class StudentResult:
     course: Path | None
     log: str
 
+    def outcome(self) -> str:
+        """Each notebook's outcome, the first part of its status (``1_pca: graded, 2_ppca: missing``),
+        as the progress lines print it."""
+        return ", ".join(f"{r.notebook}: {r.status.split(';')[0]}" for r in self.rows)
+
 
 @dataclass(frozen=True)
 class GradeLine:

@@ -126,15 +126,13 @@ def _add(sub: Submission, rel: str, size: int, chunks) -> None:
         with tempfile.TemporaryFile() as spool:
             for piece in chunks(cap):
                 spool.write(piece)
-            size = spool.tell()
+            sub.nbytes += spool.tell()
             spool.seek(0)
             if notebook:
                 if rel in sub.files:  # a duplicate entry: the last one counts, once
                     sub.nbytes -= len(sub.files.pop(rel))
                 sub.files[rel] = spool.read()
-                sub.nbytes += size
             else:
-                sub.nbytes += size
                 with zipfile.ZipFile(spool) as zf:  # never the whole nested zip in memory
                     _read_zip(zf, f"{rel}/", sub)
     except unzip.TooLarge:
