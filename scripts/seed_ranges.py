@@ -2,6 +2,7 @@
 
     LABKIT_DATA=../shared/data .venv/bin/python scripts/seed_ranges.py            # seeds 0..4 -> docs/seed_ranges.json
     LABKIT_DATA=../shared/data .venv/bin/python scripts/seed_ranges.py --seeds 3 --out /tmp/r.json
+    .venv/bin/python scripts/seed_ranges.py --docs      # only docs/models.md's table, from docs/seed_ranges.json
 
 Each notebook runs as a student runs it (nbclient, the lab's full budget: all 60000
 training images, 20 epochs), with its first line ``SEED = 0`` set to each seed in
@@ -31,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 DEFAULT_OUT = ROOT / "docs" / "seed_ranges.json"
+MODELS_MD = ROOT / "docs" / "models.md"
+TABLE_BEGIN = "<!-- seed-ranges table: written by scripts/seed_ranges.py --docs from docs/seed_ranges.json -->"
+TABLE_END = "<!-- end of the seed-ranges table -->"
 MARK = "ANSWER-KEY-VALUES "
 SEED_LINE = re.compile(r"^SEED = 0\b", re.MULTILINE)
 
@@ -164,6 +168,47 @@ def summarise(runs: dict[int, dict]) -> dict:
     return out
 
 
+# docs/models.md's "How much the numbers vary": (label, [(quantity, sign, decimals, unit)]); a row with two
+# quantities lists both ranges, joined by "and". sign -1 shows the negated quantity (a cost as an ELBO).
+DOC_ROWS = [
+    ("VAE test reconstruction error (3_vae)", [("vae_test_error", 1, 1, "")]),
+    ("VAE error below PCA's (3_vae)", [("vae_reduction_pct", 1, 0, " %")]),
+    ("VAE test ELBO after training, the negative of its final test cost (3_vae)", [("vae_test_cost", -1, 1, "")]),
+    ("nonlinear model's test log-likelihood estimate (K = 100), the negative of its final test cost (3_vae)",
+     [("nonlinear_test_cost", -1, 1, "")]),
+    ("gradient-trained PPCA test error (2_ppca)", [("ppca_test_error", 1, 2, "")]),
+    ("gradient-trained PPCA test log-likelihood (2_ppca)", [("ppca_trained_ll", 1, 1, "")]),
+    ("variances of the trained PPCA's test encodings, z1 and z2 (2_ppca)",
+     [("ppca_enc_var1", 1, 2, ""), ("ppca_enc_var2", 1, 2, "")]),
+    ("variances of the VAE's test encodings, z1 and z2 (3_vae)", [("vae_enc_var1", 1, 2, ""), ("vae_enc_var2", 1, 2, "")]),
+]
+
+
+def _span(entry: dict, sign: int, decimals: int, unit: str) -> str:
+    low, high = sorted((sign * entry["min"], sign * entry["max"]))
+    return f"{low:.{decimals}f}–{high:.{decimals}f}{unit}"
+
+
+def ranges_table(payload: dict) -> str:
+    """The Markdown table of DOC_ROWS from a seed_ranges.json payload, between its two marker lines."""
+    q, seeds = payload["quantities"], payload["config"]["seeds"]
+    lines = [TABLE_BEGIN, "", f"| quantity (notebook) | range over seeds {seeds[0]}–{seeds[-1]} |", "| --- | ---: |"]
+    for label, parts in DOC_ROWS:
+        lines.append(f"| {label} | " + " and ".join(_span(q[key], *fmt) for key, *fmt in parts) + " |")
+    return "\n".join(lines + ["", TABLE_END])
+
+
+def write_docs_table(payload: dict, path: Path = MODELS_MD) -> bool:
+    """Replace the table between the markers in docs/models.md; True when the file changed."""
+    text = path.read_text()
+    start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path}: the seed-ranges table markers are missing ({TABLE_BEGIN!r} ... {TABLE_END!r})")
+    new = text[:start] + ranges_table(payload) + text[end + len(TABLE_END):]
+    path.write_text(new)
+    return new != text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="how many seeds, 0..N-1 (at least 5 for docs/seed_ranges.json)")
@@ -175,7 +220,13 @@ def main(argv=None) -> int:
                         "and several runs of the script can share the work")
     p.add_argument("--only", nargs="*", default=None, metavar="NOTEBOOK:SEED",
                    help="run only these jobs (e.g. 3_vae:0 3_vae:1) and write nothing but the cache")
+    p.add_argument("--docs", action="store_true",
+                   help="only rewrite docs/models.md's table of ranges from the existing --out file (no notebook runs)")
     args = p.parse_args(argv)
+    if args.docs:
+        changed = write_docs_table(json.loads(args.out.read_text()))
+        print(f"{MODELS_MD}: {'rewritten' if changed else 'already up to date'}", file=sys.stderr)
+        return 0
     import torch
 
     runs: dict[int, dict] = {}
@@ -202,6 +253,9 @@ def main(argv=None) -> int:
     }
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.out == DEFAULT_OUT:
+        write_docs_table(payload)
+        print(f"wrote the table of ranges in {MODELS_MD}", file=sys.stderr)
     return 0
 
 

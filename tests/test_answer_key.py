@@ -156,6 +156,25 @@ def test_rubric_md_collects_the_rubrics(items):
     assert answer_key.RUBRIC_MD.read_text() == expected, "docs/rubric.md is out of date: run scripts/answer_key.py"
 
 
+def test_models_md_ranges_come_from_seed_ranges_json():
+    """docs/models.md's table of seed ranges is written from docs/seed_ranges.json, one source for both."""
+    text = seed_ranges_script.MODELS_MD.read_text()
+    table = seed_ranges_script.ranges_table(answer_key.seed_ranges())
+    assert table in text, "docs/models.md's table of ranges is out of date: run scripts/seed_ranges.py --docs"
+    assert text.count("| quantity (notebook) |") == 1, "docs/models.md has a second, hand-written table of ranges"
+
+
+def test_models_md_table_follows_the_json(tmp_path):
+    """A changed range in the JSON changes the table (the comparison above can fail)."""
+    payload = answer_key.seed_ranges()
+    payload["quantities"]["vae_test_error"] = dict(payload["quantities"]["vae_test_error"], max=99.0)
+    doc = tmp_path / "models.md"
+    doc.write_text(seed_ranges_script.MODELS_MD.read_text())
+    assert seed_ranges_script.write_docs_table(payload, doc)
+    assert "| VAE test reconstruction error (3_vae) | 31.7–99.0 |" in doc.read_text()
+    assert seed_ranges_script.ranges_table(answer_key.seed_ranges()) not in doc.read_text()
+
+
 # --------------------------------------------------------------------------- the executed notebooks
 
 
