@@ -85,7 +85,7 @@ def public_entries() -> set[str]:
 def published(tmp_path_factory) -> Path:
     """The student repository, published (release check included, without executing notebooks)."""
     dest = tmp_path_factory.mktemp("published") / "students"
-    pub.publish(dest, release_check=True, validate=False, log=lambda *a: None)
+    pub.publish(dest, release_check=True, validate=False, force=True, log=lambda *a: None)
     return dest
 
 
@@ -214,7 +214,7 @@ def test_published_notebooks_run_alone_with_the_solutions_filled_in(published, t
 
 def test_two_publishes_are_byte_identical(published, tmp_path):
     again = tmp_path / "again"
-    pub.publish(again, release_check=False, log=lambda *a: None)
+    pub.publish(again, release_check=False, force=True, log=lambda *a: None)
     assert tree(again) == tree(published)
 
 
@@ -230,7 +230,7 @@ def test_publishing_into_a_git_checkout_replaces_tracked_files_and_leaves_git_al
     (dest / "notes.txt").write_text("untracked, mine\n")
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dest / ".git").rglob("*") if p.is_file()}
 
-    pub.publish(dest, release_check=False, log=lambda *a: None)
+    pub.publish(dest, release_check=False, force=True, log=lambda *a: None)
 
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (dest / ".git").rglob("*") if p.is_file()}
     assert after == before
@@ -242,7 +242,7 @@ def test_publishing_into_a_git_checkout_replaces_tracked_files_and_leaves_git_al
 def test_publish_refuses_a_folder_that_is_neither_empty_nor_a_checkout(tmp_path):
     (tmp_path / "x.txt").write_text("mine")
     with pytest.raises(pub.PublishError, match="neither empty nor a git checkout"):
-        pub.publish(tmp_path, release_check=False, log=lambda *a: None)
+        pub.publish(tmp_path, release_check=False, force=True, log=lambda *a: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
 
 
@@ -268,7 +268,7 @@ def test_a_planted_solution_line_makes_publish_refuse_naming_the_file(source_cop
         f.write(f"\n    {SOLUTION_LINE}\n")
     dest = tmp_path / "out"
     with pytest.raises(pub.PublishError) as info:
-        pub.publish(dest, root=source_copy, release_check=False, log=lambda *a: None)
+        pub.publish(dest, root=source_copy, release_check=False, force=True, log=lambda *a: None)
     shown = "README.md" if planted == pub.README_TEMPLATE else planted
     assert re.search(rf"{re.escape(shown)}, line \d+: solution or hidden-test text from \w+\.ipynb, cell",
                      str(info.value)), str(info.value)
@@ -279,11 +279,11 @@ def test_a_planted_delimiter_and_a_bogus_public_line_are_refused(source_copy, tm
     with open(source_copy / "labkit" / "train.py", "a", encoding="utf-8") as f:
         f.write("\n# ### BEGIN HIDDEN TESTS\n")
     with pytest.raises(pub.PublishError, match=r"labkit/train\.py, line \d+: nbgrader delimiter"):
-        pub.publish(tmp_path / "out", root=source_copy, release_check=False, log=lambda *a: None)
+        pub.publish(tmp_path / "out", root=source_copy, release_check=False, force=True, log=lambda *a: None)
     with open(source_copy / pub.PUBLIC_LINES, "a", encoding="utf-8") as f:
         f.write(f'\n[[line]]\ntext = "{SOLUTION_LINE}"\nwhy = "to hide a leak"\n')
     with pytest.raises(pub.PublishError, match="not in the labkit package"):
-        pub.publish(tmp_path / "out", root=source_copy, release_check=False, log=lambda *a: None)
+        pub.publish(tmp_path / "out", root=source_copy, release_check=False, force=True, log=lambda *a: None)
 
 
 def test_publish_refuses_stale_notebooks(source_copy, tmp_path):
@@ -292,7 +292,7 @@ def test_publish_refuses_stale_notebooks(source_copy, tmp_path):
     nb.cells[0].source += "\nedited by hand"
     nbformat.write(nb, path)
     with pytest.raises(pub.PublishError, match="out of date"):
-        pub.publish(tmp_path / "out", root=source_copy, validate=False, log=lambda *a: None)
+        pub.publish(tmp_path / "out", root=source_copy, validate=False, force=True, log=lambda *a: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -337,9 +337,24 @@ def test_unset_repository_gives_no_badge_and_an_install_cell_that_says_how_to_se
     for path in sorted(tmp_path.glob("*.ipynb")):
         cells = nbformat.read(path, as_version=4).cells
         assert "Open In Colab" not in cells[0].source and "colab.research.google.com" not in path.read_text()
-    src = install_cell(StudentRepo()).replace("import sys\n", "")
-    with pytest.raises(RuntimeError, match=r"student-repository.*\[tool\.labkit\].*pyproject\.toml"):
-        exec(src, {"sys": type("S", (), {"modules": {"google.colab": 1}})})  # noqa: S102
+    src = install_cell(StudentRepo())
+    assert "instructor" not in src and "pyproject" not in src and "raise" not in src  # nothing for the instructor
+    printed = []
+    colab = type("S", (), {"modules": {"google.colab": 1}})
+    exec(src.replace("import sys\n", ""), {"sys": colab, "print": printed.append})  # noqa: S102
+    assert len(printed) == 1 and "Ask your teacher" in printed[0] and "%pip install" in printed[0]
+    printed.clear()
+    exec(src.replace("import sys\n", ""), {"sys": type("S", (), {"modules": {}}), "print": printed.append})  # noqa: S102
+    assert printed == []  # anywhere but Colab the cell does nothing
+
+
+def test_publish_refuses_while_no_student_repository_is_configured_unless_forced(tmp_path):
+    with pytest.raises(pub.PublishError, match=r"no student repository is configured.*student-repository.*--force"):
+        pub.publish(tmp_path / "out", release_check=False, repo=StudentRepo(), log=lambda *a: None)
+    assert not (tmp_path / "out").exists()
+    said = []
+    pub.publish(tmp_path / "out", release_check=False, repo=StudentRepo(), force=True, log=said.append)
+    assert (tmp_path / "out" / "README.md").is_file() and any(line.startswith("WARNING") for line in said)
 
 
 def test_the_checked_in_notebooks_follow_the_checkout_configuration():

@@ -17,7 +17,8 @@ squared distances come from one matrix product:
 
 With M = 2 a hundred prior samples cover the latent space well enough:
 with the lab's budget this model reaches a higher estimated test
-log-likelihood than the VAE's importance-weighted estimate (docs/models.md).
+log-likelihood than the VAE's importance-weighted estimate (`labkit lab`
+prints both).
 What it lacks is an encoder (p(z|x) has no closed form), and in more latent
 dimensions prior samples would rarely land where an image is likely; the
 VAE's encoder proposes the z that matter.

@@ -28,9 +28,8 @@ Architecture: the one of the lab's notebook (notebooks/3_vae.ipynb imports
 this class): a shared hidden layer ``encoder`` (D -> 400, ReLU), two heads
 ``encoder_mean`` and ``encoder_logvar`` (400 -> M each), and a decoder
 M -> 400 (ReLU) -> D with a sigmoid output, so that f(z), the mean of
-p(x|z), is an image with pixel values in (0, 1), like the data. The numbers
-this gives with the lab's budget, and how they vary with the seed, are in
-docs/models.md and docs/seed_ranges.json.
+p(x|z), is an image with pixel values in (0, 1), like the data. `labkit lab`
+trains it with the lab's budget and reports the numbers it gives.
 
     >>> vae = VAE(); labkit.train.fit(vae, X)
     >>> mean, logvar = vae.encode(X)         # (N, 2) each

@@ -51,7 +51,7 @@ from labkit.cli import add_command
 from labkit.course.paths import require_project_root
 from labkit.course.release import notebooks as release
 from labkit.course.release.leaks import leaks_in_lines, line_key, secret_lines
-from labkit.course.release.student_repo import DISTRIBUTION, StudentRepo, badge, tomllib
+from labkit.course.release.student_repo import DISTRIBUTION, HOW_TO_SET, StudentRepo, badge, tomllib
 from labkit.course.release.student_repo import load as load_student_repo
 from labkit.errors import ReleaseError
 
@@ -86,9 +86,10 @@ class PublishError(ReleaseError):
 
 
 def _shipped_tests(root: Path) -> list[Path]:
-    """conftest.py and the tests that need neither solutions/ nor the instructor's tools."""
+    """conftest.py and the tests that need none of solutions/, scripts/, docs/ or the instructor's tools
+    (none of which the student repository holds)."""
     tests = sorted((root / "tests").glob("test_*.py"))
-    keep = [p for p in tests if not re.search(r"solutions|labkit\.course", p.read_text(encoding="utf-8"))]
+    keep = [p for p in tests if not re.search(r"solutions|labkit\.course|\bscripts\b|\bdocs/", p.read_text(encoding="utf-8"))]
     conftest = root / "tests" / "conftest.py"
     return ([conftest] if conftest.is_file() else []) + keep
 
@@ -321,11 +322,13 @@ def write_tree(dest: str | os.PathLike, files: dict[str, bytes]) -> list[str]:
 
 
 def publish(dest: str | os.PathLike, *, root: str | os.PathLike | None = None, release_check: bool = True,
-            validate: bool = True, repo: StudentRepo | None = None, log=print) -> dict[str, bytes]:
+            validate: bool = True, repo: StudentRepo | None = None, force: bool = False,
+            log=print) -> dict[str, bytes]:
     """Check, build, scan and write the student repository into ``dest``; returns its files.
 
     ``release_check``: first make sure notebooks/ is what ``labkit release``
-    would write (``validate``: executing the unsolved notebooks too). Raises
+    would write (``validate``: executing the unsolved notebooks too). With no
+    student repository configured it refuses unless ``force`` (then warns). Raises
     :class:`PublishError`, writing nothing, when a check fails.
     """
     root = Path(root) if root is not None else require_project_root()
@@ -334,6 +337,10 @@ def publish(dest: str | os.PathLike, *, root: str | os.PathLike | None = None, r
         raise PublishError(f"{dest} lies inside the instructor's checkout {root}; publish outside it "
                            "(the student repository is a separate repository)")
     repo = load_student_repo(root) if repo is None else repo
+    if not repo.configured and not force:
+        raise PublishError("no student repository is configured: the notebooks would carry no Colab badge, and "
+                           f"students on Colab could not install labkit. {HOW_TO_SET[0].upper()}{HOW_TO_SET[1:]}, "
+                           "or publish anyway with --force; nothing written")
     if release_check:
         try:
             stale = release.release(root / "solutions", root / "notebooks", check=True, validate=validate,
@@ -351,8 +358,9 @@ def publish(dest: str | os.PathLike, *, root: str | os.PathLike | None = None, r
                            "\n  " + "\n  ".join(leaks))
     log(f"scanned {len(files)} files: no solution line, written answer or hidden test in any of them")
     if not repo.configured:
-        log("note: no student repository is configured ([tool.labkit] student-repository in pyproject.toml): "
-            "the notebooks carry no Colab badge")
+        log("WARNING: published with --force but no student repository configured ([tool.labkit] "
+            "student-repository in pyproject.toml): no Colab badge, and on Colab the install cell only tells the "
+            "student to ask for the repository's address")
     removed = write_tree(dest, files)
     size = sum(len(data) for data in files.values())
     log(f"wrote {len(files)} files ({size / 1024:.0f} KiB) to {dest}"
@@ -366,7 +374,7 @@ def publish(dest: str | os.PathLike, *, root: str | os.PathLike | None = None, r
 def _cmd_publish(args) -> int:
     t0 = time.perf_counter()
     try:
-        publish(args.dir, validate=not args.no_validate)
+        publish(args.dir, validate=not args.no_validate, force=args.force)
     except PublishError as e:
         print(f"labkit publish: {e}", file=sys.stderr)
         return 2
@@ -381,4 +389,6 @@ def register(subparsers) -> None:
                    help="the student repository: a new or empty folder, or a git checkout of it")
     p.add_argument("--no-validate", action="store_true",
                    help="in the release check, skip executing the unsolved notebooks (nbgrader validate --invert)")
+    p.add_argument("--force", action="store_true",
+                   help="publish even while no student repository is configured (no Colab badge or install)")
     p.set_defaults(func=_cmd_publish)

@@ -11,7 +11,8 @@ it, in every student notebook, the *Open in Colab* badge (under the title of
 the first Markdown cell) and the Colab install cell (the first code cell that
 tests ``"google.colab" in sys.modules``), and ``labkit release --check``
 reports a notebook whose links disagree with it. While it is unset, release
-writes no badge and the install cell says how to set it. Colab opens
+writes no badge, the install cell tells a student on Colab what to ask for,
+and ``labkit publish`` refuses (unless ``--force``). Colab opens
 notebooks from GitHub only, so the repository must be a GitHub address.
 
 Owns: :class:`StudentRepo` (reading and checking the configuration),
@@ -121,11 +122,12 @@ def install_cell(repo: StudentRepo) -> str:
     if repo.configured:
         return (head + "import sys\n\nif " + INSTALL_MARK + ":\n"
                 f"    get_ipython().run_line_magic(\"pip\", 'install -q \"{repo.pip_requirement}\"')")
-    message = f"labkit cannot be installed on Colab: no student repository is configured; the instructor must {HOW_TO_SET}"
-    return (head + "# No student repository is configured yet: the instructor must set\n"
-            f'# {SETTING} = "https://github.com/ORG/REPO" under [tool.labkit] in pyproject.toml,\n'
-            "# then run `labkit release`.\nimport sys\n\nif " + INSTALL_MARK + ":\n"
-            f"    raise RuntimeError({message!r})")
+    # No repository configured: a student on Colab is told what to do; nothing stops the notebook.
+    message = ("labkit cannot be installed here yet: this copy of the lab does not say which repository it comes "
+               "from. Ask your teacher for the lab repository's address, then run\n"
+               f'    %pip install -q "{DISTRIBUTION} @ git+https://github.com/ORG/REPO"\n'
+               "with that address in a new cell. Until then, cells that import labkit stop with ModuleNotFoundError.")
+    return (head + "import sys\n\nif " + INSTALL_MARK + ":\n" f"    print({message!r})")
 
 
 def _install_cell_index(nb) -> int | None:
