@@ -66,7 +66,8 @@ _values.update(_per_digit("pca", per_digit))
 _values = {"ppca_iterations": iterations, "ppca_trained_ll": ll_trained, "ppca_closed_ll": ll_closed_form,
            "ppca_test_error": ppca_error, "pca_test_error": pca_error, "ppca_closed_error": closed_form_error,
            "ppca_error_gap": ppca_error - pca_error, "ppca_shrinkage_gap": closed_form_error - pca_error,
-           "ppca_sigma2": ppca.sigma2.item(), "ppca_closed_sigma2": closed_form.sigma2.item()}
+           "ppca_sigma2": ppca.sigma2.item(), "ppca_closed_sigma2": closed_form.sigma2.item(),
+           "pca_train_var1": pca.explained_variance[0].item(), "pca_train_var2": pca.explained_variance[1].item()}
 for _name, _prefix in (("PCA", "pca"), ("PPCA (yours)", "ppca"), ("PPCA (closed form)", "ppca_closed")):
     _values.update(_encoding_stats(_prefix, encodings[_name]))
 _values.update(_per_digit("ppca", per_digit["PPCA"]))
