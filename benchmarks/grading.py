@@ -21,9 +21,16 @@ Each run is split into
 ``cluster``: a class of ten graded locally with ``--jobs 2`` and through a scheduler and two
 one-thread workers on 127.0.0.1 (separate processes, started by tests/dask_cluster.py as in
 tests/test_cluster.py), the two runs taking turns; same grades.csv bytes.
+
+``cluster-tls``: an honest class of eight (the tiny fixture assignment of tests/fixtures/grading, so that
+the cluster's own costs are not lost in the notebooks' cells) graded in this process on two clusters of two
+one-thread workers: one with TLS and labkit's certificates (as ``labkit autograde --scheduler tls://...
+--tls DIR`` grades), one plain (``tcp://``, the client built with ``require_tls=False``, which the command
+line never does), taking turns; the ratio is TLS's cost; same grades.csv bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import statistics
@@ -214,7 +221,7 @@ def bench_cluster(args) -> list[dict]:
             outputs, slowest = {}, (0.0, "")
             for k in range(max(1, args.repeat_cluster)):
                 for name, extra in (("local --jobs 2", ["--jobs", "2"]),
-                                    ("cluster, 2 workers", ["--scheduler", cluster.address])):
+                                    ("cluster, 2 workers", ["--scheduler", cluster.address, "--tls", str(cluster.tls)])):
                     out = tmp / f"out-{len(times[name])}-{extra[0][2:]}"
                     t0 = time.perf_counter()
                     subprocess.run([labkit, "autograde", str(subs), "--out", str(out), "--keep", str(out / "course"),
@@ -233,3 +240,51 @@ def bench_cluster(args) -> list[dict]:
                  slowest_cell_jobs2_s=slowest[0], slowest_cell=slowest[1], cell_timeout_s=120,
                  note="scheduler and workers on this machine (127.0.0.1): the ratio is the cluster's overhead, "
                       "not a speed-up; more machines add workers")]
+
+
+def bench_cluster_tls(args) -> list[dict]:
+    """An honest class of eight on a TLS cluster against a plain one (two one-thread workers each)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return [dict(benchmark="autograde on a TLS cluster", skipped="needs labkit[cluster]")]
+    from unittest import mock
+
+    from labkit.course.grading import autograde
+    from labkit.course.grading.cluster import Dask
+    from labkit.course.grading.records import Options
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from dask_cluster import Cluster
+
+    fixture = ROOT / "tests" / "fixtures" / "grading" / "solutions"
+    times: dict[str, list[float]] = {"plain tcp://": [], "TLS": []}
+    outputs: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix="lkt", dir="/tmp") as tmp:
+        tmp = Path(tmp)
+        subs = tmp / "submissions"
+        for i in range(8):
+            (subs / f"student{i:02d}").mkdir(parents=True)
+            for nb in sorted(fixture.glob("*.ipynb")):
+                (subs / f"student{i:02d}" / nb.name).write_bytes(nb.read_bytes())
+        clusters = {"TLS": Cluster(tmp / "tls"), "plain tcp://": Cluster(tmp / "plain", tls=False)}
+        plain = lambda address, tls: Dask(address, None, require_tls=False)  # noqa: E731
+        try:
+            for k in range(max(1, args.repeat_cluster)):
+                for name, c in clusters.items():
+                    out = tmp / f"out-{k}-{name[:3]}"
+                    with mock.patch.object(autograde, "executor_for", plain) if c.tls is None else contextlib.nullcontext():
+                        t0 = time.perf_counter()
+                        autograde.autograde(subs, solutions=fixture, out=out, options=Options(jobs=1, timeout=30),
+                                            log=lambda *_: None, scheduler=c.address, tls=c.tls)
+                        times[name].append(time.perf_counter() - t0)
+                    outputs[name] = (out / "grades.csv").read_bytes()
+        finally:
+            for c in clusters.values():
+                c.close()
+    tls, base = statistics.median(times["TLS"]), statistics.median(times["plain tcp://"])
+    return [dict(benchmark="autograde an honest class of 8 (fixture assignment) on a two-worker cluster: TLS "
+                           "against plain tcp://", labkit_s=tls, baseline="the same class on a plain tcp:// cluster",
+                 baseline_s=base, ratio=tls / base, same_grades_csv=outputs["TLS"] == outputs["plain tcp://"],
+                 tls_runs=times["TLS"], plain_runs=times["plain tcp://"],
+                 note="in one process, taking turns; scheduler and workers on this machine (127.0.0.1)")]

@@ -296,9 +296,10 @@ BENCHES = {
     "class": bench_class,
     "breakdown": grading.bench_breakdown,
     "cluster": grading.bench_cluster,
+    "cluster-tls": grading.bench_cluster_tls,
 }
 DEFAULT = ["load", "vae", "pca", "ppca", "notebooks", "autograde", "breakdown"]
-# only when named: "class" (about 10 minutes) and "cluster" (about 15)
+# only when named: "class" (about 10 minutes), "cluster" (about 15) and "cluster-tls"
 
 
 # --------------------------------------------------------------------------- report

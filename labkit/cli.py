@@ -24,7 +24,7 @@ from labkit.errors import LabkitError
 
 # Each of these modules adds its own subcommands with `register(subparsers)`.
 COMMAND_MODULES = ("labkit.lab", "labkit.course.release.notebooks", "labkit.course.grading.autograde",
-                   "labkit.course.release.publish")
+                   "labkit.course.release.publish", "labkit.course.grading.certs")
 
 
 def _cmd_data(args) -> int:

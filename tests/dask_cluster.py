@@ -1,6 +1,10 @@
 """A Dask cluster on 127.0.0.1 for tests and benchmarks: ``dask scheduler`` and ``dask worker`` as
 separate processes, each worker in its own empty working folder with its own TMPDIR (used by
-tests/test_cluster.py and benchmarks/grading.py)."""
+tests/test_cluster.py, tests/test_adversarial_cluster.py and benchmarks/grading.py).
+
+TLS by default, as docs/instructors.md starts one: ``labkit cluster-certs`` writes the run's
+certificates into ``root/certs`` (:attr:`Cluster.tls`) and every member uses its own;
+``tls=False`` starts a plain ``tcp://`` cluster (the benchmarks' baseline, the attack tests)."""
 from __future__ import annotations
 
 import json
@@ -19,14 +23,18 @@ BIN = Path(sys.executable).parent
 class Cluster:
     """A scheduler and workers on 127.0.0.1, as separate processes (each its own process group)."""
 
-    def __init__(self, root: Path, workers: int = 2):
+    def __init__(self, root: Path, workers: int = 2, tls: bool = True, worker_args: tuple[str, ...] = ()):
+        from labkit.course.grading import certs
+
         self.root, self.procs, self.tmpdirs = root, [], []
         self.file = root / "scheduler.json"
+        self.tls = certs.write_certs(root / "certs") if tls else None
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                    DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3")
         self.env = env
         self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file)], root / "scheduler", env)
+                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file),
+                     *self._tls_args("scheduler")], root / "scheduler", env)
         deadline = time.monotonic() + 60
         while not self.file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -37,12 +45,25 @@ class Cluster:
             self.tmpdirs.append(tmp)
             self._start([str(BIN / "dask"), "worker", "--scheduler-file", str(self.file), "--nworkers", "1",
                          "--nthreads", "1", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
-                         "--name", f"w{k}"],
+                         "--name", f"w{k}", *self._tls_args("worker"), *worker_args],
                         root / f"worker{k}", dict(env, TMPDIR=str(tmp)))
         from distributed import Client
 
-        with Client(self.address, timeout="30s") as client:
+        with Client(self.address, timeout="30s", security=self.security()) as client:
             client.wait_for_workers(workers, timeout=90)
+
+    def _tls_args(self, role: str) -> list[str]:
+        if self.tls is None:
+            return []
+        args = ["--tls-ca-file", str(self.tls / "ca.pem"), "--tls-cert", str(self.tls / f"{role}.pem"),
+                "--tls-key", str(self.tls / f"{role}-key.pem")]
+        return ["--protocol", "tls", *args] if role == "scheduler" else args
+
+    def security(self):
+        """The client's Dask ``Security`` for this cluster (None for a plain one)."""
+        from labkit.course.grading import certs
+
+        return certs.security(self.tls) if self.tls is not None else None
 
     def _start(self, argv, cwd: Path, env) -> None:
         cwd.mkdir(parents=True)  # an empty working folder: no checkout, no submissions

@@ -19,7 +19,8 @@ import pytest
 
 pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (dask, distributed)")
 
-from labkit.course.grading import cluster  # noqa: E402
+from labkit.course.grading import certs, cluster  # noqa: E402
+from labkit.course.grading.wire import BadResult  # noqa: E402
 from labkit.course.grading.autograde import autograde  # noqa: E402
 from labkit.errors import GradingError  # noqa: E402
 from dask_cluster import Cluster  # noqa: E402
@@ -85,7 +86,7 @@ def test_pack_unpack_roundtrip_and_no_escape(tmp_path):
         info = tarfile.TarInfo("../evil.txt")
         info.size = 1
         tar.addfile(info, io.BytesIO(b"e"))
-    with pytest.raises(tarfile.TarError):
+    with pytest.raises(BadResult, match="outside the course"):
         cluster.unpack(buf.getvalue(), tmp_path / "d")
     assert not (tmp_path / "evil.txt").exists()
 
@@ -95,7 +96,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     subs = make_class(tmp_path)
     with pytest.raises(ValueError, match="cannot reach a Dask scheduler"):
         autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
-                  scheduler="tcp://127.0.0.1:9")  # the discard port: nothing listens
+                  scheduler="tls://127.0.0.1:9", tls=certs.write_certs(tmp_path / "certs"))  # nothing listens
     assert not (tmp_path / "out").exists()
 
 
@@ -104,7 +105,8 @@ def test_cluster_grades_csv_is_byte_for_byte_the_local_one(local_class, dask_clu
     lines = []
     t0 = time.perf_counter()
     autograde(subs, solutions=SOLUTIONS, out=tmp_path / "dask", options=OPTIONS,
-              log=lambda line: lines.append(f"{time.perf_counter() - t0:6.1f} {line}"), scheduler=dask_cluster.address)
+              log=lambda line: lines.append(f"{time.perf_counter() - t0:6.1f} {line}"), scheduler=dask_cluster.address,
+              tls=dask_cluster.tls)
     print("\n".join(lines))
     assert (tmp_path / "dask" / "grades.csv").read_bytes() == local
     rows = load_csv(tmp_path / "dask" / "grades.csv")
@@ -117,7 +119,7 @@ def test_cluster_grades_csv_is_byte_for_byte_the_local_one(local_class, dask_clu
         or any((tmp_path / "dask" / "feedback" / "ann").rglob("1_squares.html"))
     assert any("dashboard" in line for line in lines)
     logs = (tmp_path / "dask" / "logs" / "ann.txt").read_text()
-    assert "isolation:" in logs and "worker tcp://127.0.0.1:" in logs  # which worker, in which sandbox
+    assert "isolation:" in logs and "worker tls://127.0.0.1:" in logs  # which worker, in which sandbox
     # the workers graded in their own folders: nothing of the class left in their working folders
     for k in range(2):
         assert not any(p.suffix == ".ipynb" for p in (dask_cluster.root / f"worker{k}").rglob("*"))
@@ -142,7 +144,7 @@ def test_a_worker_killed_mid_student_leaves_every_student_graded_once(local_clas
     lines = []
     try:
         autograde(subs, solutions=SOLUTIONS, out=tmp_path / "dask", options=OPTIONS, log=lines.append,
-                  scheduler=dask_cluster.address)
+                  scheduler=dask_cluster.address, tls=dask_cluster.tls)
     finally:
         thread.join()
     assert killed, "worker 0 never started a student"
@@ -171,7 +173,7 @@ def test_the_scheduler_going_away_is_a_clear_error_and_nothing_is_written(local_
     try:
         with pytest.raises(GradingError, match="Dask scheduler at .* (went away|stopped answering)"):
             autograde(subs, solutions=SOLUTIONS, out=tmp_path / "out", options=OPTIONS, log=lambda *_: None,
-                      scheduler=dask_cluster.address)
+                      scheduler=dask_cluster.address, tls=dask_cluster.tls)
     finally:
         thread.join()
     assert not (tmp_path / "out").exists()  # nothing written, not even half

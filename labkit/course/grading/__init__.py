@@ -9,7 +9,9 @@ Owns:
 - ``assignment``   the template nbgrader course every student's grading starts from
 - ``student``      grading one student with nbgrader, every kernel in the sandbox
 - ``executors``    where the students are graded, behind one interface: here (``--jobs``) or on a cluster
-- ``cluster``      ``--scheduler``: students graded as tasks on a Dask cluster's workers
+- ``cluster``      ``--scheduler``: students graded as tasks on a TLS Dask cluster's workers
+- ``certs``        ``labkit cluster-certs``: the cluster's certificates, Dask's ``Security`` of them
+- ``wire``         what a worker sends back, as data (JSON, a checked tar), never a pickle
 - ``progress``     students done, running and left (tqdm)
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes

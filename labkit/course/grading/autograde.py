@@ -76,25 +76,27 @@ def autograde(
     lms: tuple[str, ...] = (),
     lms_column: str | None = None,
     scheduler: str | None = None,
+    tls: str | os.PathLike | None = None,
 ) -> list[list[str]]:
     """Grade every submission in ``submissions`` (read in ``layout``: auto, folders, moodle, canvas);
     write ``out/grades.csv``, ``out/summary.csv``, ``out/<lms>-import.csv`` for each of ``lms``,
     ``out/feedback/`` and ``out/logs/``. ``roster``: a CSV of the class (``roster_columns``: its
     ``id_column``, ``name_column``, ``email_column`` where not detected); every student on it gets
     rows. ``scheduler``: a Dask scheduler's address; each student is graded on its workers
-    (:mod:`labkit.course.grading.cluster`) instead of ``options.jobs`` at a time here.
+    (:mod:`labkit.course.grading.cluster`) instead of ``options.jobs`` at a time here; ``tls``: the
+    folder of the cluster's certificates (``labkit cluster-certs``), required with it.
     Returns grades.csv's rows (without the header). The parameters become one frozen
     :class:`~labkit.course.grading.records.Settings`, checked once; :func:`grade_class` grades it."""
     return grade_class(Settings.build(
         submissions, solutions=solutions, out=out, keep=keep, options=options, layout=layout, roster=roster,
-        roster_columns=roster_columns, lms=lms, lms_column=lms_column, scheduler=scheduler), log)
+        roster_columns=roster_columns, lms=lms, lms_column=lms_column, scheduler=scheduler, tls=tls), log)
 
 
 def grade_class(settings: Settings, log=print) -> list[list[str]]:
     """The stages of a run: intake, set-up, every student (here or on a cluster), the class's outputs.
     Returns grades.csv's rows (without the header)."""
     subs, layout = take_in(settings)
-    executor = executor_for(settings.scheduler)
+    executor = executor_for(settings.scheduler, settings.tls)
     mode, why_not = sandbox.choose_mode(settings.options.sandbox)
     started = time.perf_counter()
     old_umask = os.umask(0o077)  # everything in the run: private to the instructor
@@ -195,7 +197,7 @@ def _cmd_autograde(args) -> int:
     columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}
     autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options,
               layout=args.layout, roster=args.roster, roster_columns=columns, lms=tuple(args.lms or ()),
-              lms_column=args.lms_column, scheduler=args.scheduler)
+              lms_column=args.lms_column, scheduler=args.scheduler, tls=args.tls)
     return 0
 
 
@@ -223,8 +225,10 @@ def register(subparsers) -> None:
                    help="output a notebook may keep, all cells together; errors are always kept (default: 10)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="students graded at once (default: 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="grade on the workers of a running Dask cluster (tcp://host:8786; needs labkit[cluster]); "
-                        "without it, --jobs students at a time on this machine")
+                   help="grade on the workers of a running TLS Dask cluster (tls://host:8786, with --tls; needs "
+                        "labkit[cluster]); without it, --jobs students at a time on this machine")
+    p.add_argument("--tls", type=Path, default=None, metavar="DIR",
+                   help="with --scheduler: the cluster's certificates (labkit cluster-certs DIR)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "basic"), default="auto",
                    help="kernel isolation: bwrap (bubblewrap), basic (limits only), auto (bwrap when it works)")
     p.add_argument("--layout", choices=LAYOUTS, default="auto",

@@ -59,10 +59,11 @@ class Local:
         return results
 
 
-def executor_for(scheduler: str | None) -> Executor:
-    """:class:`Local`, or with a Dask scheduler's address the cluster behind it."""
+def executor_for(scheduler: str | None, tls=None) -> Executor:
+    """:class:`Local`, or with a Dask scheduler's address the cluster behind it (TLS, with the
+    certificates in the folder ``tls``: OptionError for a plain one)."""
     if scheduler is None:
         return Local()
     from labkit.course.grading.cluster import Dask
 
-    return Dask(scheduler)
+    return Dask(scheduler, tls)

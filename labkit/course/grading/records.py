@@ -58,13 +58,15 @@ class Settings:
     lms: tuple[str, ...] = ()
     lms_column: str | None = None
     scheduler: str | None = None
+    tls: Path | None = None  # the folder of the cluster's certificates (labkit cluster-certs)
 
     @classmethod
     def build(cls, submissions: str | os.PathLike, *, solutions: str | os.PathLike | None = None,
               out: str | os.PathLike = "grades", keep: str | os.PathLike | None = None, options: Options | None = None,
               layout: str = "auto", roster: str | os.PathLike | None = None,
               roster_columns: dict[str, str | None] | None = None, lms: tuple[str, ...] = (),
-              lms_column: str | None = None, scheduler: str | None = None) -> Settings:
+              lms_column: str | None = None, scheduler: str | None = None,
+              tls: str | os.PathLike | None = None) -> Settings:
         """The settings of :func:`labkit.course.grading.autograde.autograde`'s parameters, checked:
         OptionError when the solutions folder is missing or --keep or --out cannot be used."""
         solutions = Path(solutions if solutions is not None else require_project_root() / "solutions").resolve()
@@ -79,7 +81,7 @@ class Settings:
                 raise OptionError(f"{what} {path} lies inside the submissions folder {submissions}")
         return cls(submissions, solutions, out, keep, options or Options(), layout,
                    Path(roster) if roster is not None else None, dict(roster_columns or {}), tuple(lms), lms_column,
-                   scheduler)
+                   scheduler, Path(tls).resolve() if tls is not None else None)
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,9 @@ def describe(config: dict, why_not_bwrap: str | None = None) -> str:
     because = f" ({why_not_bwrap})" if why_not_bwrap else ""  # why bwrap is not used
     if config.get("user"):
         return (f"basic{because}: limits, every kernel runs as a fresh unprivileged uid (grading folders and other "
-                "kernels unreachable to it, its processes killed when it ends); it can read whatever is "
-                "world-readable here, the checkout's solutions/ included, and reach the network")
+                "kernels unreachable to it, its processes killed when it ends, no network where a network "
+                "namespace can be made); it can read whatever is world-readable here, the checkout's solutions/ "
+                "included")
     return (f"basic{because}: limits only, one student at a time; student code runs as you and can read your "
             "files, the solutions and the gradebooks: install bubblewrap (see docs/instructors.md)")
 
@@ -123,6 +124,23 @@ def write_config(course_dir: str | os.PathLike, config: dict) -> Path:
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
     return path
+
+
+def network_cut(config: dict, timeout: float = 120) -> bool:
+    """Whether a kernel started with ``config`` is in a network namespace other than ours (no
+    network: bubblewrap's ``--unshare-net``, or basic mode's own namespace as root)."""
+    code = "import os; print(os.readlink('/proc/self/ns/net'))"
+    try:
+        with kernel_user(config) as uid:
+            kdir, work = kernel_folder(config, uid)
+            try:
+                proc = start_confined(config, uid, kdir, work, [sys.executable, "-c", code], [], subprocess.run,
+                                      capture_output=True, text=True, timeout=timeout)
+            finally:
+                shutil.rmtree(kdir, ignore_errors=True)
+    except (OSError, subprocess.SubprocessError, RuntimeError):
+        return False
+    return proc.returncode == 0 and proc.stdout.strip() not in ("", os.readlink("/proc/self/ns/net"))
 
 
 def check(config: dict, timeout: float = 180) -> str | None:

@@ -42,8 +42,9 @@ a per-student folder, never over the network. Two modes (:func:`choose_mode`):
            exist in there. No network.
 ``basic``  where bubblewrap is missing or cannot create namespaces: the limits
            and the throwaway folder (as root, a ``/proc`` that shows the kernel its own
-           uid's processes only, where a mount namespace can be made: :mod:`.mounts`). It can read whatever its user can read
-           on this machine and reach the network.
+           uid's processes only, where a mount namespace can be made: :mod:`.mounts`, and an
+           empty network namespace, where one can be made: no network). It can read whatever its
+           user can read on this machine and, not as root, reach the network.
 
 As root, in both modes, each kernel runs as a fresh unprivileged uid of its
 own (:mod:`labkit.course.sandbox.uids`), never as uid 0 on the host: bubblewrap is
@@ -73,6 +74,7 @@ from labkit.course.sandbox import mounts, reaping, uids
 from labkit.course.sandbox.bwrap import bwrap_argv
 
 MAX_PROCESSES = 256  # RLIMIT_NPROC of a kernel's own uid (as root): processes and threads together
+_CLONE_NEWNET = 0x40000000
 
 
 def hand_over(path: str | os.PathLike, uid: int | None, mode: int = 0o700) -> None:
@@ -115,6 +117,8 @@ def _limits(config: dict, uid: int | None, view: mounts.View | None):
     def preexec():  # in the child, before exec: drop privileges, then set limits
         if uid is not None:
             view.apply(libc)  # still root: the folders the kernel's uid must reach
+            if config["mode"] == "basic":  # a network namespace of its own: no network (where allowed)
+                libc.unshare(_CLONE_NEWNET)
             uids.drop_to(uid, uid)
             resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)  # counts this uid only
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: dies with the wrapper (after setuid)
