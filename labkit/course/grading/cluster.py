@@ -164,11 +164,12 @@ class Dask:
     def __init__(self, address: str, client_options: dict | None = None):
         self.address, self.client_options = address, client_options or {}
 
-    def grade(self, subs: list[Submission], run: Run, log=print) -> dict[int, StudentResult]:
-        """{index: result}, each student's course unpacked under ``run.dir/courses``. GradingError,
-        before anything is written, when the scheduler goes away."""
+    def grade(self, subs: list[Submission], run: Run, log=print, done=None) -> dict[int, StudentResult]:
+        """{index: result}, each student's course unpacked under ``run.dir/courses``; ``done(index, result)``
+        as each arrives. GradingError, before anything more is written, when the scheduler goes away."""
         client = self._connect()
         tasks = _Tasks(client, self.address, subs, run, log)
+        tasks.done = done
         try:
             tasks.submit_and_collect()
         finally:
@@ -204,6 +205,7 @@ class _Tasks:
         self.owner: dict[str, int] = {}
         self.todo = iter(enumerate(subs))
         self.batch = uuid.uuid4().hex[:8]
+        self.done = None  # called with each result as it is kept (executors.Done)
 
     def submit_and_collect(self) -> None:
         from distributed import as_completed
@@ -258,6 +260,8 @@ class _Tasks:
             folder = self.run.dir / "courses" / str(i)
             unpack(packed.course, folder)
         self.results[i] = StudentResult(packed.result.rows, folder, packed.result.log)
+        if self.done is not None:
+            self.done(i, self.results[i])
         f.release()
         self.progress.finish()
         self.progress.write(f"  {self.subs[i].student}: {packed.result.outcome()}", self.log)
