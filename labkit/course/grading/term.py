@@ -30,7 +30,7 @@ from pathlib import Path
 
 from labkit.course.grading import assignment, termbook
 from labkit.course.grading.assignment import Template
-from labkit.course.grading.gradebook import build_class_course
+from labkit.course.grading.gradebook import SANITIZE, build_class_course
 from labkit.course.grading.kept import submission_record
 from labkit.course.grading.records import StudentResult
 from labkit.course.grading.sanitize import sanitize_notebook
@@ -164,6 +164,7 @@ class Term:
             build_class_course(self.course, template, [])
             self._store(template.course)
             return template
+        write_course_config(self.course, self.db, SANITIZE)  # the course may have moved since
         course = run_dir / "template"
         shutil.copytree(stored, course)
         write_course_config(course, course / "gradebook.db")
@@ -177,7 +178,7 @@ class Term:
             shutil.rmtree(self.course / part / name, ignore_errors=True)
             shutil.copytree(course / part / name, self.course / part / name)
         self._store(course)
-        self.log(f"labkit autograde: the solutions changed since the last run; the term's template follows them")
+        self.log("labkit autograde: the solutions changed since the last run; the term's template follows them")
         return template
 
     def _store(self, template_course: Path) -> None:

@@ -120,27 +120,44 @@ def commit_student(db: Path, student: str, source: Path | None, entry: dict) -> 
         con.close()
 
 
-def _cell_ids(con: sqlite3.Connection, schema: str) -> dict[tuple[str, str, str], str]:
-    return {(nb, cell, kind): cid for nb, cell, kind, cid in con.execute(
-        f"SELECT n.name, c.name, c.type, c.id FROM {schema}.base_cell c JOIN {schema}.notebook n ON c.notebook_id = n.id")}
+_KEYS = {  # table -> the SQL of (id, what names it) in a schema
+    "assignment": "SELECT id, name FROM {s}.assignment",
+    "notebook": "SELECT n.id, a.name || '/' || n.name FROM {s}.notebook n JOIN {s}.assignment a ON n.assignment_id = a.id",
+    "base_cell": "SELECT c.id, n.name || '/' || c.name || '/' || c.type FROM {s}.base_cell c "
+                 "JOIN {s}.notebook n ON c.notebook_id = n.id",
+    "source_cell": "SELECT c.id, n.name || '/' || c.name FROM {s}.source_cell c JOIN {s}.notebook n ON c.notebook_id = n.id",
+}
+_REFERENCES = {"assignment": [("assignment", "id"), ("notebook", "assignment_id")],
+               "notebook": [("notebook", "id"), ("base_cell", "notebook_id"), ("source_cell", "notebook_id")],
+               "base_cell": [("base_cell", "id"), ("grade_cells", "id"), ("solution_cells", "id"), ("task_cells", "id")],
+               "source_cell": [("source_cell", "id")]}
 
 
 def refresh_template(db: Path, template_db: Path) -> None:
-    """Copy the assignment's rows of ``template_db`` (a template regenerated from the term's own,
-    after the solutions changed) over the class's: new test sources and points, the same ids.
-    GradingError when a graded cell was added or removed (nbgrader gave it new ids)."""
+    """Give ``template_db`` (a template regenerated after the solutions changed; nbgrader gave its
+    cells new ids) the class's ids, then copy its assignment's rows (new test sources and points)
+    over the class's. GradingError when a cell was added, removed or renamed."""
     con = _connect(db)
     try:
         con.execute("ATTACH DATABASE ? AS t", (str(template_db),))
-        old, new = _cell_ids(con, "main"), _cell_ids(con, "t")
-        if old != new:
-            changed = sorted({k[0] for k in set(old.items()) ^ set(new.items()) for k in [k[0]]})
-            raise GradingError(f"the cells of {', '.join(changed)} in the solutions were added, removed or renamed "
-                               "since this term's course was started; nbgrader cannot regrade them in place: "
-                               "start a new course (--course NEW_DIR) for the new version")
         con.execute("BEGIN IMMEDIATE")
+        for table, sql in _KEYS.items():
+            old = {key: i for i, key in con.execute(sql.format(s="main"))}
+            new = {key: i for i, key in con.execute(sql.format(s="t"))}
+            if set(old) != set(new):
+                what = sorted(set(old) ^ set(new))
+                raise GradingError(f"{', '.join(what)} was added, removed or renamed in the solutions since this "
+                                   "term's course was started; its grades cannot be carried over: start a new course "
+                                   "(--course NEW_DIR) for the new version")
+            for key, i in new.items():
+                for ref_table, column in _REFERENCES[table]:
+                    con.execute(f"UPDATE t.{ref_table} SET {column} = ? WHERE {column} = ?", (old[key], i))
         for table in TEMPLATE_TABLES:
             con.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM t.{table}")
         con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
     finally:
         con.close()
