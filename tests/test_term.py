@@ -133,6 +133,11 @@ def test_a_run_with_nothing_new_grades_no_one_and_writes_the_same_grades(late, t
     assert _graded(lines) == []
     assert (tmp_path / "out" / "grades.csv").read_bytes() == (root / "out" / "grades.csv").read_bytes()
     assert _csv_rows(tmp_path / "out" / "changes.csv") == []
+    # --from-course reads the same course (after the formgrader)
+    from labkit.course.grading import kept
+
+    kept.export(course, tmp_path / "again", log=lambda _: None)
+    assert (tmp_path / "again" / "grades.csv").read_bytes() == (root / "out" / "grades.csv").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +246,19 @@ def test_a_killed_run_resumes_grading_only_what_is_left_byte_identical(fresh, tm
     assert any("took over the lock of a run that is gone" in line for line in lines)
     assert _graded(lines) == sorted({"alice", "bob", "carol", "dave"} - done)
     assert (tmp_path / "out2" / "grades.csv").read_bytes() == fresh
+
+
+def test_the_late_student_through_a_dask_cluster_with_two_workers(first, fresh, tmp_path):
+    pytest.importorskip("distributed", reason="the Dask test needs labkit[cluster] (dask, distributed)")
+    from dask_cluster import Cluster
+
+    course = tmp_path / "course"
+    shutil.copytree(first[0] / "course", course)
+    _write_final(tmp_path / "subs")
+    cluster = Cluster(tmp_path / "cluster", workers=2)
+    try:
+        lines = _run(tmp_path / "subs", tmp_path / "out", course, scheduler=cluster.address)
+    finally:
+        cluster.close()
+    assert _graded(lines) == ["bob", "dave"]
+    assert (tmp_path / "out" / "grades.csv").read_bytes() == fresh
