@@ -23,7 +23,7 @@ import pytest
 
 from helpers.course import SOLUTIONS, Submissions, changed, load_csv, options, read
 
-pytestmark = pytest.mark.slow  # every test grades (through _run, which markers.py cannot see into)
+slow = pytest.mark.slow  # the tests that grade (through _run, which markers.py cannot see into)
 
 NOTEBOOKS = ["1_squares", "2_lists"]
 GRADED = re.compile(r"^  (\S+): 1_squares: ")  # the line each executor writes when a student is graded
@@ -111,6 +111,7 @@ def late(first, tmp_path_factory):
     return root, _run(root / "subs", root / "out", root / "course")
 
 
+@slow
 def test_a_later_run_grades_exactly_the_late_student_and_the_resubmission(first, late, fresh):
     assert _graded(first[1]) == ["alice", "bob", "carol"]
     root, lines = late
@@ -125,6 +126,7 @@ def test_a_later_run_grades_exactly_the_late_student_and_the_resubmission(first,
     assert {s for s, _ in load_csv(root / "out" / "grades.csv")} == {"alice", "bob", "carol", "dave"}
 
 
+@slow
 def test_a_run_with_nothing_new_grades_no_one_and_writes_the_same_grades(late, tmp_path):
     root, _ = late
     course = tmp_path / "course"
@@ -166,6 +168,7 @@ def hand(first, tmp_path_factory):
     return root, rerun, regrade
 
 
+@slow
 def test_hand_grades_survive_a_rerun_and_a_changed_answer_waits_to_be_re_marked(hand):
     root, rerun, _ = hand
     assert _graded(rerun) == ["bob", "dave"]
@@ -179,6 +182,7 @@ def test_hand_grades_survive_a_rerun_and_a_changed_answer_waits_to_be_re_marked(
     assert marks["bob/1_squares/why"]["to_remark"] is True and marks["alice/1_squares/why"]["to_remark"] is False
 
 
+@slow
 def test_a_regrade_reruns_every_student_keeps_hand_grades_and_lists_the_changes(hand):
     from nbgrader.api import Gradebook
 
@@ -200,6 +204,7 @@ def test_a_regrade_reruns_every_student_keeps_hand_grades_and_lists_the_changes(
         assert gb.find_source_cell("test_square", "1_squares", "lab").source == "assert square(3) == 9"
 
 
+@slow
 def test_a_second_run_on_the_course_refuses_naming_the_first(first, tmp_path):
     from labkit.course.grading.autograde import autograde
     from labkit.errors import GradingError
@@ -225,6 +230,7 @@ def _manifest(course: Path) -> dict:
     return entries(db) if (course / "labkit-template").is_dir() and db.is_file() else {}
 
 
+@slow
 def test_a_killed_run_resumes_grading_only_what_is_left_byte_identical(fresh, tmp_path):
     """SIGKILL of the whole process group once the first student is in the course; the stale lock
     is taken over, no student is graded twice, grades.csv equals a run never interrupted."""
@@ -248,6 +254,7 @@ def test_a_killed_run_resumes_grading_only_what_is_left_byte_identical(fresh, tm
     assert (tmp_path / "out2" / "grades.csv").read_bytes() == fresh
 
 
+@slow
 def test_the_late_student_through_a_dask_cluster_with_two_workers(first, fresh, tmp_path):
     pytest.importorskip("distributed", reason="the Dask test needs labkit[cluster] (dask, distributed)")
     from dask_cluster import Cluster
@@ -262,3 +269,29 @@ def test_the_late_student_through_a_dask_cluster_with_two_workers(first, fresh, 
         cluster.close()
     assert _graded(lines) == ["bob", "dave"]
     assert (tmp_path / "out" / "grades.csv").read_bytes() == fresh
+
+
+def test_the_lock_names_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
+    from labkit.course.grading.term import LOCK, locked
+    from labkit.errors import GradingError
+
+    notes: list[str] = []
+    with locked(tmp_path, notes.append):
+        mine = json.loads((tmp_path / LOCK).read_text())
+        assert mine["pid"] == os.getpid() and mine["host"] == socket.gethostname()
+        with pytest.raises(GradingError, match=f"process {os.getpid()} on {re.escape(socket.gethostname())}, started "
+                                               f"{re.escape(mine['started'])}"):
+            with locked(tmp_path, notes.append):
+                pass
+    assert not (tmp_path / LOCK).exists() and notes == []
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / LOCK).write_text(json.dumps({"pid": gone.pid, "started": "then", "host": socket.gethostname()}))
+    with locked(tmp_path, notes.append):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    assert notes == [f"labkit autograde: took over the lock of a run that is gone (process {gone.pid}, started then); "
+                     "grading what it left"]
+    (tmp_path / LOCK).write_text('{"pid": ')  # a run killed while it wrote its lock
+    with locked(tmp_path, notes.append):
+        pass
+    assert len(notes) == 2 and not (tmp_path / LOCK).exists()

@@ -95,7 +95,7 @@ def _term_course(course: str | os.PathLike | None, keep: Path | None, regrade: t
     if keep is not None:
         raise OptionError("give either --keep (one batch) or --course (the term's course), not both")
     course = Path(course).resolve()
-    known = {"labkit-template", "labkit-term.lock"}  # a term course, or the lock of a first run that died
+    known = {"labkit-template", "labkit-template.old", "labkit-term.lock"}  # a term course, or the lock of a first run that died
     if course.exists() and any(course.iterdir()) and not any((course / name).exists() for name in known):
         raise OptionError(f"--course {course}: the folder is not empty and is not a term's course made by "
                           "--course (a course kept with --keep is one batch: start the term in a new folder)")

@@ -156,8 +156,13 @@ class Term:
     def template(self, run_dir: Path, solutions: Path, name: str, build) -> Template:
         """The run's template: built (``build``) on the first run, else the term's, generated again
         when the solutions changed (same gradebook ids; the class's cells updated)."""
-        stored = self.course / TEMPLATE
+        stored, old = self.course / TEMPLATE, self.course / (TEMPLATE + ".old")
+        if not stored.is_dir() and old.is_dir():  # a run killed while it replaced the template
+            os.replace(old, stored)
         if not stored.is_dir():
+            if self.db.is_file() and termbook.entries(self.db):
+                raise GradingError(f"{self.course} holds graded students but no {TEMPLATE}/ (the term's template, "
+                                   "which every later run needs): restore it from a backup, or start a new course")
             template = build(run_dir, solutions, name)
             for leftover in ("source", "release"):  # a first run killed before it was set up
                 shutil.rmtree(self.course / leftover, ignore_errors=True)
