@@ -15,6 +15,9 @@ Owns:
 - ``progress``     students done, running and left (tqdm)
 - ``gradebook``    the class gradebook, grades.csv and the feedback pages
 - ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes
+- ``term``         ``--course``: the term's class course (lock, template, what to grade, each student's commit)
+- ``termbook``     the term's record in the class gradebook: one transaction per student, hand grades kept
+- ``termout``      what a ``--course`` run writes for the whole course (grades.csv, changes.csv, summary.csv ...)
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
 

@@ -2,8 +2,10 @@
 
 Owns: :class:`Template` (expected notebooks, their released and instructor
 versions, graded cells and points), :func:`build_template` (``nbgrader
-generate_assignment`` once per run), :func:`template_from_course` (the same
-facts read back from a kept course) and :func:`copy_course`.
+generate_assignment`` once per run), :func:`read_template` and :func:`regenerate`
+(a term's template reused, or generated again from changed solutions with the same
+gradebook ids), :func:`template_from_course` (the same facts read back from a kept
+course) and :func:`copy_course`.
 """
 from __future__ import annotations
 
@@ -59,6 +61,25 @@ def build_template(run: Path, solutions: Path, assignment: str) -> Template:
     write_course_config(course, course / "gradebook.db")
     run_nbgrader(["generate_assignment", assignment, "--force"], cwd=course, env=jupyter_env(run, course))
     return _read_course(course, assignment, [p.stem for p in sources], with_source=True)
+
+
+def read_template(course: Path, assignment: str) -> Template:
+    """The template an earlier :func:`build_template` made in ``course`` (the term's, reused)."""
+    names = sorted(p.stem for p in (course / "source" / assignment).glob("*.ipynb"))
+    return _read_course(course, assignment, names, with_source=True)
+
+
+def regenerate(course: Path, run: Path, solutions: Path, assignment: str) -> Template:
+    """``course`` (a template :func:`build_template` made) with the current ``solutions`` in its
+    ``source/``, generated again: nbgrader updates its gradebook's cells in place, same ids."""
+    folder = course / "source" / assignment
+    for old in folder.glob("*.ipynb"):
+        old.unlink()
+    for path in sorted(solutions.glob("*.ipynb")):
+        shutil.copyfile(path, folder / path.name)
+    write_course_config(course, course / "gradebook.db")
+    run_nbgrader(["generate_assignment", assignment, "--force"], cwd=course, env=jupyter_env(run, course))
+    return read_template(course, assignment)
 
 
 def template_from_course(course: Path) -> Template:

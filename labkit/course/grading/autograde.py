@@ -4,6 +4,8 @@
     labkit autograde SUBMISSIONS --jobs 2 --keep grades/course
     labkit autograde SUBMISSIONS --roster roster.csv --lms canvas   # + summary.csv, canvas-import.csv
     labkit autograde --from-course grades/course # after grading written answers in the formgrader
+    labkit autograde SUBMISSIONS --course term/  # the term's course: later runs grade only what is new
+    labkit autograde SUBMISSIONS --course term/ --regrade 2_ppca   # after fixing a test in solutions/
 
 SUBMISSIONS holds one folder or one .zip per student (Moodle, GitHub Classroom;
 the student id is the folder's or zip's name, made safe:
@@ -46,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from labkit.course.grading import kept
+from labkit.course.grading import kept, term, termout
 from labkit.course.grading.assignment import Template, build_template
 from labkit.course.grading.executors import executor_for
 from labkit.course.grading.exports import check_lms, write_outputs
@@ -77,6 +79,8 @@ def autograde(
     lms_column: str | None = None,
     scheduler: str | None = None,
     tls: str | os.PathLike | None = None,
+    course: str | os.PathLike | None = None,
+    regrade: tuple[str, ...] = (),
 ) -> list[list[str]]:
     """Grade every submission in ``submissions`` (read in ``layout``: auto, folders, moodle, canvas);
     write ``out/grades.csv``, ``out/summary.csv``, ``out/<lms>-import.csv`` for each of ``lms``,
@@ -85,16 +89,27 @@ def autograde(
     rows. ``scheduler``: a Dask scheduler's address; each student is graded on its workers
     (:mod:`labkit.course.grading.cluster`) instead of ``options.jobs`` at a time here; ``tls``: the
     folder of the cluster's certificates (``labkit cluster-certs``), required with it.
-    Returns grades.csv's rows (without the header). The parameters become one frozen
+    ``course``: the term's class course (:mod:`labkit.course.grading.term`), made on the first run and
+    updated on each later one: only new and changed submissions are graded (and, for every student,
+    the notebooks that ``regrade`` names), and ``out`` describes the whole course. Returns grades.csv's rows
+    (without the header). The parameters become one frozen
     :class:`~labkit.course.grading.records.Settings`, checked once; :func:`grade_class` grades it."""
     return grade_class(Settings.build(
         submissions, solutions=solutions, out=out, keep=keep, options=options, layout=layout, roster=roster,
-        roster_columns=roster_columns, lms=lms, lms_column=lms_column, scheduler=scheduler, tls=tls), log)
+        roster_columns=roster_columns, lms=lms, lms_column=lms_column, scheduler=scheduler, tls=tls, course=course,
+        regrade=regrade), log)
 
 
 def grade_class(settings: Settings, log=print) -> list[list[str]]:
-    """The stages of a run: intake, set-up, every student (here or on a cluster), the class's outputs.
-    Returns grades.csv's rows (without the header)."""
+    """The stages of a run: intake, set-up, every student (here or on a cluster), the class's outputs;
+    with a term's course, under its lock. Returns grades.csv's rows (without the header)."""
+    if settings.course is None:
+        return _grade(settings, None, log)
+    with term.locked(settings.course, log):
+        return _grade(settings, term.Term(settings.course, log), log)
+
+
+def _grade(settings: Settings, course: term.Term | None, log) -> list[list[str]]:
     subs, layout = take_in(settings)
     executor = executor_for(settings.scheduler, settings.tls)
     mode, why_not = sandbox.choose_mode(settings.options.sandbox)
@@ -102,13 +117,17 @@ def grade_class(settings: Settings, log=print) -> list[list[str]]:
     old_umask = os.umask(0o077)  # everything in the run: private to the instructor
     run_dir = Path(tempfile.mkdtemp(prefix="labkit-autograde-"))
     try:
-        run, config = set_up(settings, run_dir, mode, executor.local, log)
+        run, config = set_up(settings, run_dir, mode, executor.local, log, course)
         log(f"labkit autograde: {len(subs)} submissions in {settings.submissions} ({layout} layout), notebooks "
             + ", ".join(run.template.notebooks) + f"; {run.options.jobs} at a time")
         if executor.local:  # on a cluster each worker says what it isolates, in its students' logs
             log(f"isolation: {sandbox.describe(config, why_not)}")
-        results = executor.grade(subs, run, log)
-        return write_class(settings, subs, layout, run, results, started, log)
+        if course is None:
+            return write_class(settings, subs, layout, run, executor.grade(subs, run, log), started, log)
+        todo, before = course.decide(subs, run.template, settings.regrade), termout.scores(course, run)
+        if todo:
+            executor.grade(todo, run, log, done=lambda i, result: course.commit(i, result, run.template))
+        return termout.write_term(course, settings, layout, run, before, started, log)
     finally:
         os.umask(old_umask)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -126,15 +145,20 @@ def take_in(settings: Settings) -> tuple[list[Submission], str]:
     return subs, layout
 
 
-def set_up(settings: Settings, run_dir: Path, mode: str, local: bool, log) -> tuple[Run, dict]:
+def set_up(settings: Settings, run_dir: Path, mode: str, local: bool, log,
+           course: term.Term | None = None) -> tuple[Run, dict]:
     """The run in ``run_dir``: the sandbox probed (when the students are graded here), the template
-    course built while MNIST is decoded into a cache the kernels read. Returns the run and the
-    sandbox config the probe used."""
-    hidden = hidden_paths(settings.solutions, settings.submissions, settings.out, settings.keep, run_dir)
+    course built (or the term's ``course``'s reused) while MNIST is decoded into a cache the kernels
+    read. Returns the run and the sandbox config the probe used."""
+    hidden = hidden_paths(settings.solutions, settings.submissions, settings.out, settings.keep, settings.course,
+                          run_dir)
     run, config = prepare_run(run_dir, settings.options, mode, hidden, log, probe=local)
     texts = [p.read_text(errors="replace") for p in settings.solutions.glob("*.ipynb")] if local else []
     prewarm = start_mnist(run, texts)  # on a cluster, each worker has its own cache
-    run = dataclasses.replace(run, template=build_template(run_dir, settings.solutions, run.options.assignment))
+    name = run.options.assignment
+    template = (course.template(run_dir, settings.solutions, name, build_template) if course is not None
+                else build_template(run_dir, settings.solutions, name))
+    run = dataclasses.replace(run, template=template)
     return warm_mnist(run, prewarm, log), config
 
 
@@ -197,7 +221,8 @@ def _cmd_autograde(args) -> int:
     columns = {"id_column": args.roster_id, "name_column": args.roster_name, "email_column": args.roster_email}
     autograde(args.submissions, solutions=args.solutions, out=args.out, keep=args.keep, options=options,
               layout=args.layout, roster=args.roster, roster_columns=columns, lms=tuple(args.lms or ()),
-              lms_column=args.lms_column, scheduler=args.scheduler, tls=args.tls)
+              lms_column=args.lms_column, scheduler=args.scheduler, tls=args.tls, course=args.course,
+              regrade=tuple(args.regrade or ()))
     return 0
 
 
@@ -247,6 +272,12 @@ def register(subparsers) -> None:
                         "'Lab 3 (12345)' updates assignment 12345, a plain name creates an assignment)")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="keep the class's nbgrader course in DIR (for the formgrader)")
+    p.add_argument("--course", type=Path, default=None, metavar="DIR",
+                   help="the term's class course: made on the first run, updated on each later one (only new and "
+                        "changed submissions are graded; --out describes the whole course); see docs/instructors.md")
+    p.add_argument("--regrade", action="append", default=None, metavar="NOTEBOOK|GRADE_ID",
+                   help="with --course: grade that notebook (or the notebook of that graded cell) again for every "
+                        "student, against the current solutions (repeatable); changes.csv says what changed")
     p.add_argument("--from-course", type=Path, default=None, metavar="DIR",
                    help="grade nothing: rewrite grades.csv and feedback from a course kept with --keep")
     p.set_defaults(func=_cmd_autograde)

@@ -215,12 +215,14 @@ class Dask:
             check_scheduler(address, tls)
         self.address, self.tls = address, tls
 
-    def grade(self, subs: list[Submission], run: Run, log=print) -> dict[int, StudentResult]:
-        """{index: result}, each student's course unpacked under ``run.dir/courses``. GradingError,
-        before anything is written, when the scheduler goes away or a worker refuses to grade."""
+    def grade(self, subs: list[Submission], run: Run, log=print, done=None) -> dict[int, StudentResult]:
+        """{index: result}, each student's course unpacked under ``run.dir/courses``; ``done(index, result)``
+        as each arrives. GradingError, before anything more is written, when the scheduler goes away or a
+        worker refuses to grade."""
         with wire.refusing_pickles():
             client = self._connect()
             tasks = _Tasks(client, self.address, subs, run, log)
+            tasks.done = done
             try:
                 ask_workers(client, run.options)
                 tasks.submit_and_collect()
@@ -279,6 +281,7 @@ class _Tasks:
         self.owner: dict[str, int] = {}
         self.todo = iter(enumerate(subs))
         self.batch = uuid.uuid4().hex[:8]
+        self.done = None  # called with each result as it is kept (executors.Done)
 
     def submit_and_collect(self) -> None:
         from distributed import as_completed
@@ -335,6 +338,8 @@ class _Tasks:
             shutil.rmtree(folder, ignore_errors=True)
             result = _failed(sub, self.run.template, e)
         self.results[i] = result
+        if self.done is not None:
+            self.done(i, result)
         f.release()
         self.progress.finish()
         self.progress.write(f"  {sub.student}: {result.outcome()}", self.log)

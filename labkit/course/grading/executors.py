@@ -12,12 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Callable, Protocol
 
 from labkit.course.grading.progress import Progress
 from labkit.course.grading.records import Run, StudentResult
 from labkit.course.grading.student import grade_student
 from labkit.course.intake.submissions import Submission
+
+
+Done = Callable[[int, StudentResult], None]
 
 
 class Executor(Protocol):
@@ -26,8 +29,9 @@ class Executor(Protocol):
 
     local: bool
 
-    def grade(self, subs: list[Submission], run: Run, log) -> dict[int, StudentResult]:
-        """{index in ``subs``: that student's result}, every student graded."""
+    def grade(self, subs: list[Submission], run: Run, log, done: Done | None = None) -> dict[int, StudentResult]:
+        """{index in ``subs``: that student's result}, every student graded; ``done(index, result)``
+        as each one's result arrives (the term's course commits it there)."""
         ...
 
 
@@ -36,7 +40,7 @@ class Local:
 
     local = True
 
-    def grade(self, subs: list[Submission], run: Run, log) -> dict[int, StudentResult]:
+    def grade(self, subs: list[Submission], run: Run, log, done: Done | None = None) -> dict[int, StudentResult]:
         results: dict[int, StudentResult] = {}
         lock = threading.Lock()
         progress = Progress(len(subs))
@@ -46,6 +50,8 @@ class Local:
             progress.start()
             result = grade_student(sub, i, run)
             with lock:
+                if done is not None:
+                    done(i, result)
                 results[i] = result
                 progress.finish()
                 progress.write(f"  {sub.student}: {result.outcome()} ({time.perf_counter() - t0:.0f} s)", log)

@@ -46,10 +46,19 @@ def save(course: Path, rows: list[Row], subs: list[Submission], layout: str, lms
          column: str | None) -> None:
     """Keep ``rows`` and what summary.csv and the import files need in the class course."""
     (course / ROWS_FILE).write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
-    students = [{**{k: getattr(s, k) for k in SUBMISSION_FIELDS}, "person": asdict(s.person) if s.person else None}
-                for s in subs]
+    students = [submission_record(s) for s in subs]
     record = {"layout": layout, "lms": list(lms), "column": column, "students": students}
     (course / STUDENTS_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def submission_record(sub: Submission) -> dict:
+    """What summary.csv and the import files need of ``sub``, as JSON."""
+    return {**{k: getattr(sub, k) for k in SUBMISSION_FIELDS}, "person": asdict(sub.person) if sub.person else None}
+
+
+def submission_from(record: dict) -> Submission:
+    """The Submission :func:`submission_record` kept (without its files)."""
+    return Submission(**{**record, "person": Person(**record["person"]) if record["person"] else None})
 
 
 def load(course: Path) -> Kept:
@@ -61,8 +70,7 @@ def load(course: Path) -> Kept:
     if not (course / STUDENTS_FILE).is_file():
         return Kept(rows, None)
     record = json.loads((course / STUDENTS_FILE).read_text())
-    subs = [Submission(**{**s, "person": Person(**s["person"]) if s["person"] else None})
-            for s in record["students"]]
+    subs = [submission_from(s) for s in record["students"]]
     return Kept(rows, subs, record["layout"], tuple(record["lms"]), record["column"])
 
 

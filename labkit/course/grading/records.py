@@ -59,6 +59,8 @@ class Settings:
     lms_column: str | None = None
     scheduler: str | None = None
     tls: Path | None = None  # the folder of the cluster's certificates (labkit cluster-certs)
+    course: Path | None = None       # the term's class course (--course), graded across runs
+    regrade: tuple[str, ...] = ()    # notebooks or grade ids graded again for every student (--regrade)
 
     @classmethod
     def build(cls, submissions: str | os.PathLike, *, solutions: str | os.PathLike | None = None,
@@ -66,9 +68,10 @@ class Settings:
               layout: str = "auto", roster: str | os.PathLike | None = None,
               roster_columns: dict[str, str | None] | None = None, lms: tuple[str, ...] = (),
               lms_column: str | None = None, scheduler: str | None = None,
-              tls: str | os.PathLike | None = None) -> Settings:
+              tls: str | os.PathLike | None = None, course: str | os.PathLike | None = None,
+              regrade: tuple[str, ...] = ()) -> Settings:
         """The settings of :func:`labkit.course.grading.autograde.autograde`'s parameters, checked:
-        OptionError when the solutions folder is missing or --keep or --out cannot be used."""
+        OptionError when the solutions folder is missing or --keep, --course or --out cannot be used."""
         solutions = Path(solutions if solutions is not None else require_project_root() / "solutions").resolve()
         if not solutions.is_dir():
             raise OptionError(f"no solutions folder {solutions}")
@@ -76,12 +79,29 @@ class Settings:
         keep = Path(keep).resolve() if keep else None
         if keep is not None and keep.exists() and any(keep.iterdir()):
             raise OptionError(f"--keep {keep}: the folder exists and is not empty")
-        for path, what in ((out, "--out"), (keep, "--keep")):
+        course = _term_course(course, keep, regrade)
+        for path, what in ((out, "--out"), (keep, "--keep"), (course, "--course")):
             if path is not None and (path == submissions or submissions in path.parents):
                 raise OptionError(f"{what} {path} lies inside the submissions folder {submissions}")
         return cls(submissions, solutions, out, keep, options or Options(), layout,
                    Path(roster) if roster is not None else None, dict(roster_columns or {}), tuple(lms), lms_column,
-                   scheduler, Path(tls).resolve() if tls is not None else None)
+                   scheduler, Path(tls).resolve() if tls is not None else None, course, tuple(regrade))
+
+
+def _term_course(course: str | os.PathLike | None, keep: Path | None, regrade: tuple[str, ...]) -> Path | None:
+    """--course resolved and checked: a new or empty folder, or a course an earlier --course run made."""
+    if course is None:
+        if regrade:
+            raise OptionError("--regrade needs --course DIR: the term's course that holds the earlier grades")
+        return None
+    if keep is not None:
+        raise OptionError("give either --keep (one batch) or --course (the term's course), not both")
+    course = Path(course).resolve()
+    known = {"labkit-template", "labkit-template.old", "labkit-term.lock"}  # a term course, or the lock of a first run that died
+    if course.exists() and any(course.iterdir()) and not any((course / name).exists() for name in known):
+        raise OptionError(f"--course {course}: the folder is not empty and is not a term's course made by "
+                          "--course (a course kept with --keep is one batch: start the term in a new folder)")
+    return course
 
 
 @dataclass(frozen=True)
