@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 
 from labkit.course.marking.course import MarkingCourse, StudentAnswer, normalise
 from labkit.course.marking.page import frame, is_marked, progress
@@ -29,6 +30,14 @@ def groups(answers: list[StudentAnswer]) -> list[list[StudentAnswer]]:
 def _same_marks(members: list[StudentAnswer], marks: dict[str, Mark]) -> bool:
     seen = {json.dumps([m.items, m.adjustment, m.comment]) if (m := marks.get(a.key)) else None for a in members}
     return len(seen) == 1
+
+
+_IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)")
+
+
+def _answer_html(text: str) -> str:
+    """A student's Markdown as clean HTML; an image the student gave no alt text gets one (axe)."""
+    return _IMG_WITHOUT_ALT.sub('<img alt="Image in the answer; the student gave no description"', markdown_html(text))
 
 
 def _inline(text: str) -> str:
@@ -74,7 +83,7 @@ def _entry(n: int, members: list[StudentAnswer], rubric: Rubric, marks: dict[str
     return (f'<article class="entry{" marked" if is_marked(mark) else ""}" id="e{n}" tabindex="-1" '
             f'aria-labelledby="h{n}" data-keys="{html.escape(keys)}" data-revisions="{html.escape(revisions)}" '
             f'data-max="{rubric.points:g}"><h2 id="h{n}">{label}</h2>{who}'
-            f'<div class="answer">{markdown_html(first.text)}</div>'
+            f'<div class="answer">{_answer_html(first.text)}</div>'
             f'<details class="outputs"><summary>What the student saw ({shown} outputs)</summary>'
             f'{_outputs(first)}</details>{_rubric_buttons(rubric, mark)}'
             f'<div class="fields"><label>Adjustment (needs a comment) <input type="number" step="0.5" '
