@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser import axe, chromium, marking
 from helpers.course import SOLUTIONS, Submissions, cell, changed, load_csv, options, read
 
 from labkit.course.grading.autograde import autograde
@@ -161,8 +162,6 @@ def graded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(graded):
-    from browser import marking
-
     running = marking.Server(graded[1])
     yield running
     running.stop()
@@ -170,8 +169,6 @@ def server(graded):
 
 @pytest.fixture(scope="module")
 def browser():
-    from browser import chromium
-
     reason = chromium.unavailable()
     if reason:
         if chromium.in_ci():
@@ -187,8 +184,6 @@ def browser():
 
 def _open(browser, server, path: str = "/q/why"):
     """A new context and page (recorded by ``Offline``), logged in with the token, at ``path``."""
-    from browser import chromium
-
     context = browser.new_context()
     offline = chromium.Offline(context)
     page = context.new_page()
@@ -220,8 +215,6 @@ def test_every_request_without_the_token_is_refused(server):
 
 
 def test_pages_pass_axe_before_marking(browser, server):
-    from browser import axe
-
     context, page, offline = _open(browser, server)
     page.locator("details.outputs").first.evaluate("d => d.open = true")
     axe.assert_clean(page)
@@ -244,8 +237,6 @@ def _plan(text: str) -> list[str]:
 
 
 def test_class_marked_from_the_keyboard_identical_answers_once(browser, server, graded):
-    from browser import marking
-
     context, page, offline = _open(browser, server)
     entries = marking.entries(page)
     assert entries.count() == 4  # ben's and cat's answers are one group
@@ -297,8 +288,6 @@ def test_marks_survive_a_restart_and_reach_grades_csv(browser, server, graded, t
 
 
 def test_a_concurrent_edit_is_shown_and_resolved(browser, server, graded):
-    from browser import marking
-
     first, page_a, _ = _open(browser, server)
     second, page_b, _ = _open(browser, server)
     index = next(i for i in range(4) if "negative numbers" in marking.entries(page_a).nth(i).inner_text())

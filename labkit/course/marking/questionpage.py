@@ -6,6 +6,7 @@ Owns: :func:`groups` (answers with the same normalised text, marked once) and
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -15,7 +16,7 @@ from labkit.course.marking.course import MarkingCourse, StudentAnswer, normalise
 from labkit.course.marking.page import frame, is_marked, progress
 from labkit.course.marking.store import Mark
 from labkit.course.render import markdown_html, output_html
-from labkit.course.rubric import Rubric
+from labkit.course.rubric import Rubric, RubricItem
 
 
 def groups(answers: list[StudentAnswer]) -> list[list[StudentAnswer]]:
@@ -35,6 +36,7 @@ def _same_marks(members: list[StudentAnswer], marks: dict[str, Mark]) -> bool:
 _IMG_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)")
 
 
+@functools.lru_cache(maxsize=8192)  # a student's text does not change while the server runs
 def _answer_html(text: str) -> str:
     """A student's Markdown as clean HTML; an image the student gave no alt text gets one (axe)."""
     return _IMG_WITHOUT_ALT.sub('<img alt="Image in the answer; the student gave no description"', markdown_html(text))
@@ -48,18 +50,28 @@ def _inline(text: str) -> str:
     return out.replace("<p>", "<span>").replace("</p>", "</span> ")
 
 
+_OUTPUTS: dict[tuple[str, str], str] = {}  # (answer key, sha256) -> HTML: outputs do not change either
+
+
 def _outputs(answer: StudentAnswer) -> str:
     if not answer.outputs:
         return '<p class="none">No outputs in the submission for this task.</p>'
-    return "".join(output_html(o) for o in answer.outputs)
+    cached = (answer.key, answer.sha256)
+    if cached not in _OUTPUTS:
+        _OUTPUTS[cached] = "".join(output_html(o) for o in answer.outputs)
+    return _OUTPUTS[cached]
+
+
+@functools.lru_cache(maxsize=256)
+def _item_label(item: RubricItem) -> str:
+    return f'<kbd>{item.id}</kbd> {item.points:g} point{"s" if item.points != 1 else ""}: {_inline(item.text)}'
 
 
 def _rubric_buttons(rubric: Rubric, mark: Mark | None) -> str:
     chosen = set(mark.items) if mark else set()
     buttons = "".join(
         f'<button type="button" class="item" data-item="{i.id}" data-points="{i.points:g}" '
-        f'aria-pressed="{str(i.id in chosen).lower()}"><kbd>{i.id}</kbd> {i.points:g} point'
-        f'{"s" if i.points != 1 else ""}: {_inline(i.text)}</button>' for i in rubric.items)
+        f'aria-pressed="{str(i.id in chosen).lower()}">{_item_label(i)}</button>' for i in rubric.items)
     return f'<div class="rubric" role="group" aria-label="Rubric items">{buttons}</div>'
 
 
