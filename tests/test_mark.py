@@ -133,6 +133,45 @@ def test_store_refuses_stale_revisions_bad_items_and_bare_adjustments(tmp_path, 
     assert [p.name for p in course.iterdir() if p.name.startswith(".labkit-marks-")] == []
 
 
+def _synthetic(tmp_path):
+    from labkit.course.marking.course import MarkingCourse, StudentAnswer
+
+    rubric = rubric_for(marked_solutions(tmp_path))["why"]
+    answers = [StudentAnswer(s, "1_squares", "why", t, [SAW] if s != "cat" else None)
+               for s, t in (("ann", ANSWERS["ann"]), ("ben", ANSWERS["ben"]), ("cat", ANSWERS["cat"]))]
+    return MarkingCourse(tmp_path, "lab", {"why": rubric}, {"why": answers})
+
+
+def test_question_page_groups_splits_hides_ids_and_says_when_nothing_was_printed(tmp_path):
+    from labkit.course.marking.questionpage import groups, question_page
+    from labkit.course.marking.store import Mark
+
+    course = _synthetic(tmp_path)
+    assert sorted(len(g) for g in groups(course.answers["why"])) == [1, 2]
+    page = question_page(course, "why", {})
+    assert page.count('<article class="entry') == 2 and "a group of 2" in page and "ben" not in page
+    assert "from the student&#x27;s own run" in page and "Split this group" in page
+    number = 1 + [len(g) for g in groups(course.answers["why"])].index(2)
+    split = question_page(course, "why", {}, ids=True, split={number})
+    assert split.count('<article class="entry') == 3 and "ben" in split
+    assert "No outputs in the submission" in split  # cat's notebook printed nothing
+    # members marked differently are shown apart without asking
+    marks = {"ben/1_squares/why": Mark(["1"], score=1, revision=1), "cat/1_squares/why": Mark(["2"], score=1, revision=1)}
+    assert question_page(course, "why", marks).count('<article class="entry') == 3
+    assert "2 of 3 answers marked" in question_page(course, "why", marks)
+
+
+def test_marks_written_again_after_a_rebuilt_gradebook_unless_the_answer_changed(tmp_path, monkeypatch):
+    course = _gradebook_course(tmp_path)
+    written = []
+    monkeypatch.setattr(Store, "_write_gradebook", lambda self, changed: written.append(sorted(changed)))
+    store = Store(course, "lab")
+    store.save(Change({"ann/1_squares/why": 0, "ben/1_squares/why": 0}, ["1"], 0, ""), {"1": 1.0}, 1,
+               {"ann/1_squares/why": "a", "ben/1_squares/why": "b"})
+    assert store.reapply({"ann/1_squares/why": "a", "ben/1_squares/why": "changed"}) == 1
+    assert written[-1] == ["ann/1_squares/why"] and store.load()["ben/1_squares/why"].to_remark
+
+
 # --------------------------------------------------------------------------- the class of 5
 
 
@@ -241,7 +280,7 @@ def test_class_marked_from_the_keyboard_identical_answers_once(browser, server, 
     entries = marking.entries(page)
     assert entries.count() == 4  # ben's and cat's answers are one group
     assert entries.filter(has_text="a group of 2").count() == 1
-    assert "ben" not in page.inner_text("main")  # anonymous by default
+    assert "ben" not in page.inner_text("main") and "ben/" not in page.content()  # anonymous, even in the source
     for i in range(4):
         assert "from the student's own run" in entries.nth(i).locator("details.outputs").text_content()
     texts = [entries.nth(i).locator(".answer").inner_text() for i in range(4)]

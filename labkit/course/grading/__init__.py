@@ -15,6 +15,7 @@ Owns:
 - ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
+- ``seen``         what the student saw: each submitted notebook with its outputs, capped (``labkit-outputs/``)
 
 May import: ``labkit.course.intake``, ``labkit.course.sandbox``, ``labkit.course.caps``,
 ``labkit.course.nbgrader``, ``labkit.course.paths``, ``labkit.errors``. Nothing imports

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,15 @@ class MarkingCourse:
     assignment: str
     questions: dict[str, Rubric]                    # grade id -> rubric, in the lab's order
     answers: dict[str, list[StudentAnswer]]          # grade id -> every student's answer
+    salt: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def ref(self, answer: StudentAnswer) -> str:
+        """The answer's name on the page: opaque, so an anonymous page names no student even in its source."""
+        return hashlib.sha256(f"{self.salt}/{answer.key}".encode()).hexdigest()[:24]
+
+    def by_ref(self) -> dict[str, tuple[str, StudentAnswer]]:
+        """ref -> (grade id, answer) of every answer."""
+        return {self.ref(a): (gid, a) for gid, answers in self.answers.items() for a in answers}
 
     @classmethod
     def read(cls, course: Path) -> "MarkingCourse":

@@ -82,14 +82,14 @@ def _status(mark: Mark | None, points: float) -> str:
     return f"Score {mark.score:g} of {points:g} (saved, revision {mark.revision}).{note}"
 
 
-def _entry(n: int, members: list[StudentAnswer], rubric: Rubric, marks: dict[str, Mark], ids: bool,
-           split_link: str | None) -> str:
+def _entry(course: MarkingCourse, n: int, members: list[StudentAnswer], rubric: Rubric, marks: dict[str, Mark],
+           ids: bool, split_link: str | None) -> str:
     first = members[0]
     mark = marks.get(first.key)
     label = f"Answer {n}" + (f" (a group of {len(members)} identical answers)" if len(members) > 1 else "")
     who = f'<p class="ids">{", ".join(html.escape(a.student) for a in members)}</p>' if ids else ""
-    keys = json.dumps([a.key for a in members])
-    revisions = json.dumps({a.key: marks[a.key].revision if a.key in marks else 0 for a in members})
+    keys = json.dumps([course.ref(a) for a in members])
+    revisions = json.dumps({course.ref(a): marks[a.key].revision if a.key in marks else 0 for a in members})
     shown = "the first answer of the group's" if len(members) > 1 else "the student's"
     split = f'<p><a href="{split_link}">Split this group</a></p>' if split_link else ""
     return (f'<article class="entry{" marked" if is_marked(mark) else ""}" id="e{n}" tabindex="-1" '
@@ -117,7 +117,7 @@ def question_page(course: MarkingCourse, grade_id: str, marks: dict[str, Mark], 
             n += 1
             link = f"?split={i}" + "".join(f"&split={s}" for s in sorted(split)) + ("&ids=1" if ids else "") \
                 if len(chunk) > 1 else None
-            parts.append(_entry(n, chunk, rubric, marks, ids, link))
+            parts.append(_entry(course, n, chunk, rubric, marks, ids, link))
     items = "".join(f"<li>{i.points:g}: {markdown_html(i.text)}</li>" for i in rubric.items)
     notes = "".join(f"<li>{markdown_html(t)}</li>" for t in rubric.notes)
     head = (f'<section class="question" aria-label="The question">{markdown_html(rubric.question)}</section>'

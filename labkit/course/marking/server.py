@@ -108,8 +108,9 @@ class Question(Page):
 
 
 class Save(Page):
-    """POST JSON ``{"revisions": {key: revision}, "items": [...], "adjustment": x, "comment": "..."}``:
-    200 ``{"marks": {key: mark}}``, 409 ``{"conflicts": {key: mark}}`` or 400 ``{"error": "..."}``."""
+    """POST JSON ``{"revisions": {ref: revision}, "items": [...], "adjustment": x, "comment": "..."}``
+    (``ref``: an answer's opaque name on the page, :meth:`MarkingCourse.ref`): 200 ``{"marks": {ref:
+    mark}}``, 409 ``{"conflicts": {ref: mark}}`` or 400 ``{"error": "..."}``."""
 
     def post(self):
         from dataclasses import asdict
@@ -120,18 +121,22 @@ class Save(Page):
                             float(body.get("adjustment") or 0), str(body.get("comment") or ""))
         except (ValueError, KeyError, TypeError, AttributeError):
             return self._reply(400, {"error": "the request is not a mark (revisions, items, adjustment, comment)"})
-        found = {a.key: (gid, a) for gid, answers in self.course.answers.items() for a in answers
-                 if a.key in change.revisions}
-        questions = {gid for gid, _ in found.values()}
+        by_ref = self.course.by_ref()
+        found = [by_ref[r] for r in change.revisions if r in by_ref]
+        questions = {gid for gid, _ in found}
         if len(found) != len(change.revisions) or len(questions) != 1:
-            return self._reply(400, {"error": "the answers are not those of one question of this course"})
+            return self._reply(400, {"error": "the answers are not those of one question of this course "
+                                              "(the server restarted? reload the page)"})
         rubric = self.course.questions[questions.pop()]
+        change = Change({a.key: change.revisions[self.course.ref(a)] for _, a in found}, change.items,
+                        change.adjustment, change.comment)
         try:
             marks, ok = self.store.save(change, {i.id: i.points for i in rubric.items}, rubric.points,
-                                        {k: a.sha256 for k, (_, a) in found.items()})
+                                        {a.key: a.sha256 for _, a in found})
         except OptionError as e:
             return self._reply(400, {"error": str(e)})
-        self._reply(200 if ok else 409, {"marks" if ok else "conflicts": {k: asdict(m) for k, m in marks.items()}})
+        refs = {a.key: self.course.ref(a) for _, a in found}
+        self._reply(200 if ok else 409, {"marks" if ok else "conflicts": {refs[k]: asdict(m) for k, m in marks.items()}})
 
     def _reply(self, status: int, data: dict) -> None:
         self.set_status(status)
