@@ -8,6 +8,7 @@ rubric parser, grouping, the store's conflicts and its checks, the outputs kept 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -45,6 +46,7 @@ ANSWERS = {  # student -> the written answer; ben and cat differ in case, spaces
     "dan": "It is positive. " + HOSTILE,
     "eve": None,  # the student version untouched: YOUR ANSWER HERE
 }
+SHOTS = Path(os.environ.get("LABKIT_BROWSER_OUT") or Path(__file__).resolve().parents[1] / "build" / "browser-tests") / "marking"
 SAW = {"output_type": "stream", "name": "stdout", "text": "square(-2) = 4, from the student's own run\n"}
 HOSTILE_OUTPUT = {"output_type": "display_data", "metadata": {},
                   "data": {"text/html": HOSTILE, "text/plain": "html"}}
@@ -296,6 +298,9 @@ def test_class_marked_from_the_keyboard_identical_answers_once(browser, server, 
     seconds = time.perf_counter() - started
     print(f"\nmarking one question of the class of 5 by keyboard: {seconds:.2f} s")
     assert page.inner_text("#progress") == "5 of 5 answers marked, 0 left."
+    page.locator("details.outputs").first.evaluate("d => d.open = true")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "question-marked.png"), full_page=True)
     assert page.evaluate("window.__pwned") is None
     for hostile in ("article script", "[onerror]", "a[href^='javascript']"):
         assert page.locator(hostile).count() == 0, hostile
@@ -336,6 +341,7 @@ def test_a_concurrent_edit_is_shown_and_resolved(browser, server, graded):
     marking.press(page_b, "1", saves=True)   # ann: no item, from the stale page
     alert = marking.entries(page_b).nth(index).locator(".conflict [role=alert]")
     alert.wait_for()
+    page_b.screenshot(path=str(SHOTS / "conflict.png"), full_page=True)
     assert alert.is_visible() and "Another marker" in alert.inner_text()
     assert json.loads((graded[1] / MARKS_FILE).read_text())["answers"]["ann/1_squares/why"]["score"] == 2
     with page_b.expect_response(lambda r: r.url.endswith("/api/mark")):

@@ -157,7 +157,11 @@ def serve(course_dir: Path, host: str = "127.0.0.1", port: int = 0, token: str |
 
     course = MarkingCourse.read(Path(course_dir))
     token = token or secrets.token_urlsafe(24)
-    sockets = tornado.netutil.bind_sockets(port, address=host, family=socket.AF_INET if ":" not in host else 0)
+    try:
+        sockets = tornado.netutil.bind_sockets(port, address=host, family=socket.AF_INET if ":" not in host else 0)
+    except OSError as e:
+        raise OptionError(f"cannot listen on {host}:{port} ({e.strerror}): choose another --port, or leave it "
+                          "out for a free one") from None
     server = tornado.httpserver.HTTPServer(make_app(course, token))
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
