@@ -5,8 +5,10 @@
     labkit release    generate the student notebooks from solutions/   (labkit/course/release/notebooks.py)
     labkit autograde  grade a class's submissions with nbgrader        (labkit/course/grading/autograde.py)
     labkit publish    write the student repository, without solutions  (labkit/course/release/publish.py)
+    labkit mark       mark the written answers by question in a browser (labkit/course/marking/command.py)
+    labkit cluster-certs  certificates for grading on a TLS Dask cluster (labkit/course/grading/certs.py)
 
-The last three are the instructor's (labkit/course/); the student repository
+The last five are the instructor's (labkit/course/); the student repository
 that `labkit publish` writes leaves labkit/course/ out, and so these commands.
 
 A command module raises an exception; main() turns the kit's own errors, every
@@ -24,7 +26,7 @@ from labkit.errors import LabkitError
 
 # Each of these modules adds its own subcommands with `register(subparsers)`.
 COMMAND_MODULES = ("labkit.lab", "labkit.course.release.notebooks", "labkit.course.grading.autograde",
-                   "labkit.course.release.publish", "labkit.course.grading.certs")
+                   "labkit.course.release.publish", "labkit.course.grading.certs", "labkit.course.marking.command")
 
 
 def _cmd_data(args) -> int:

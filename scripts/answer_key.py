@@ -23,28 +23,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.course import rubric
+from labkit.course.rubric import RUBRIC_RE, Answer, rubric_item_points  # noqa: F401 (the tests use them from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 RUBRIC_MD = ROOT / "docs" / "rubric.md"
 SEED_RANGES = ROOT / "docs" / "seed_ranges.json"
 
-RUBRIC_RE = re.compile(r"^\*\*Rubric \((\d+) points?\)\.\*\*\s*$", re.MULTILINE)
-POINT_ITEM_RE = re.compile(r"^- (\d+) points?: ", re.MULTILINE)
 QUOTE_RE = re.compile(r'<span data-key="([a-z0-9_]+)">(.*?)</span>', re.DOTALL)
 NUMBER_RE = re.compile(r"[-−]?\d+(?:\.\d+)?")
-QUESTION_RE = re.compile(r"\*\*Question (\d\.\d+)\.\*\*\s*(.*)", re.DOTALL)
-
-
-@dataclass
-class Answer:
-    notebook: str      # e.g. "3_vae"
-    grade_id: str      # e.g. "q4_10-answer"
-    question: str      # e.g. "4.10", from the Markdown cell above
-    question_text: str
-    points: int
-    answer: str        # the model answer (Markdown), without the rubric
-    rubric: str        # the rubric, from its "**Rubric (N points).**" line on
-    rubric_points: int  # N
 
 
 @dataclass
@@ -55,37 +43,9 @@ class Quote:
     decimals: int      # the most decimals among the quoted numbers
 
 
-def _source(cell) -> str:
-    s = cell["source"]
-    return "".join(s) if isinstance(s, list) else s
-
-
 def answers(solutions: Path = SOLUTIONS) -> list[Answer]:
     """Every manually graded written answer of the solution notebooks, in notebook order."""
-    out = []
-    for path in sorted(solutions.glob("*.ipynb")):
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        for i, cell in enumerate(cells):
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if not (cell["cell_type"] == "markdown" and meta.get("solution") and meta.get("grade")):
-                continue
-            text = _source(cell)
-            above = _source(cells[i - 1]) if i else ""
-            q = QUESTION_RE.search(above)
-            found = RUBRIC_RE.search(text)
-            out.append(Answer(
-                notebook=path.stem, grade_id=meta["grade_id"], question=q.group(1) if q else "",
-                question_text=q.group(2).strip() if q else "", points=int(meta.get("points", 0)),
-                answer=(text[: found.start()] if found else text).strip(),
-                rubric=text[found.start():].strip() if found else "",
-                rubric_points=int(found.group(1)) if found else 0,
-            ))
-    return out
-
-
-def rubric_item_points(rubric: str) -> list[int]:
-    """The k of every "- k point(s): ..." item."""
-    return [int(k) for k in POINT_ITEM_RE.findall(rubric)]
+    return rubric.answers(solutions)
 
 
 def _number(text: str) -> float:

@@ -10,12 +10,15 @@ owns and what it may import:
 - ``intake/``    a class's SUBMISSIONS as platforms deliver them: folders, zips, Canvas's download, rosters, repair
 - ``grading/``   ``labkit autograde``: the run's records, one student, the template, the cluster, the gradebook and its outputs
 - ``sandbox/``   the confined kernel: the grading side (``prepare``), the wrapper process, bubblewrap, uids, reaping, mounts
+- ``marking/``   ``labkit mark``: the written answers marked by question in a local page (reads a graded class)
 
 and what they share:
 
 - ``nbgrader``   nbgrader as a subprocess, course configuration files
 - ``caps/``      the byte caps: a subprocess's output stream, a notebook's outputs
 - ``paths``      the checkout's folders (solutions/, notebooks/)
+- ``rubric``     the written answers of the solutions and their rubrics (``rubric_for``)
+- ``render``     safe HTML from students' Markdown and outputs
 
 Dependencies point one way: ``release`` and ``grading`` import the shared modules;
 ``grading`` imports ``intake`` and ``sandbox``; ``intake`` and ``sandbox`` import no

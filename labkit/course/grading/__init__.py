@@ -20,6 +20,7 @@ Owns:
 - ``termout``      what a ``--course`` run writes for the whole course (grades.csv, changes.csv, summary.csv ...)
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
+- ``seen``         what the student saw: each submitted notebook with its outputs, capped (``labkit-outputs/``)
 
 May import: ``labkit.course.intake``, ``labkit.course.sandbox``, ``labkit.course.caps``,
 ``labkit.course.nbgrader``, ``labkit.course.paths``, ``labkit.errors``. Nothing imports

@@ -20,6 +20,7 @@ from pathlib import Path
 from labkit.course.grading.assignment import Template, copy_course
 from labkit.course.grading.records import GradeLine, Row
 from labkit.course.grading.sanitize import sanitize_notebook
+from labkit.course.grading.seen import OUTPUTS_DIR
 from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
 
 
@@ -130,7 +131,7 @@ def build_class_course(course: Path, template: Template, graded: list[tuple[str,
     copy_course(template, course)
     write_course_config(course, course / "gradebook.db", SANITIZE)  # also read by the formgrader
     for student, src in graded:
-        for part in ("submitted", "autograded"):
+        for part in ("submitted", "autograded", OUTPUTS_DIR):  # OUTPUTS_DIR: what the student saw
             folder = src / part / student
             if folder.exists():
                 shutil.copytree(folder, course / part / student, dirs_exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from labkit.course.grading.assignment import Template, copy_course
 from labkit.course.grading.records import Options, Row, Run, StudentResult
+from labkit.course.grading.seen import OUTPUTS_DIR, keep_outputs
 from labkit.course.intake.repair import repair_notebook, short
 from labkit.course.intake.submissions import Submission, match_notebooks, read_submission
 from labkit.course.nbgrader import capped_execute_config, jupyter_env, run_nbgrader, write_course_config
@@ -130,6 +131,7 @@ def _submit(sub: Submission, template: Template, submitted: Path) -> tuple[dict[
             status[name] = problem
             continue
         nbformat.write(nb, submitted / f"{name}.ipynb")
+        keep_outputs(sub.files[chosen[name]], submitted.parents[2] / OUTPUTS_DIR / sub.student / f"{name}.ipynb")
         status[name] = "graded"
     sub.files.clear()
     return rows, status, notes
