@@ -60,6 +60,8 @@ class Class:
     graded: dict[tuple[str, str], Graded]
     marks: dict[str, dict]
     rubric: dict
+    max_score: dict[str, dict[str, float]]  # notebook -> grade id -> points possible, in notebook order
+    kinds: dict[str, dict[str, str]]        # notebook -> grade id -> Task.kind
 
 
 def nbgrader_of(cell) -> dict:
@@ -113,6 +115,11 @@ def failure(cell) -> tuple[str, str | None]:
     return message, mistake
 
 
+def kind_of(cell) -> str:
+    """A graded cell's :attr:`Task.kind`."""
+    return "written" if cell.cell_type == "markdown" else "manual" if nbgrader_of(cell).get("solution") else "test"
+
+
 def _titles(nb) -> dict[int, str]:
     title, out = "", {}
     for i, cell in enumerate(nb.cells):
@@ -130,8 +137,7 @@ def _tasks(student: str, notebook: str, nb, scores: dict, marks: dict) -> dict[s
         if not meta.get("grade") or gid not in scores:
             continue
         score, maximum, comment, manual = scores[gid]
-        kind = "written" if cell.cell_type == "markdown" else "manual" if meta.get("solution") else "test"
-        task = Task(gid, kind, titles[i], score, maximum, comment=comment, marked=manual)
+        task = Task(gid, kind_of(cell), titles[i], score, maximum, comment=comment, marked=manual)
         if task.failed:
             task.message, task.mistake = failure(cell)
         mark = marks.get(f"{student}/{notebook}/{gid}")
@@ -179,4 +185,7 @@ def read_class(course: Path) -> Class:
                 submitted = nbformat.read(sub, as_version=4) if sub.is_file() else None
                 graded[folder.name, name] = Graded(folder.name, name, nb, submitted,
                                                    _tasks(folder.name, name, nb, scores, marks))
-    return Class(course, assignment, template.notebooks, graded, marks, rubric_of(course, assignment))
+    kinds = {name: {nbgrader_of(c)["grade_id"]: kind_of(c) for c in nb.cells if nbgrader_of(c).get("grade")}
+             for name, nb in template.release.items()}
+    return Class(course, assignment, template.notebooks, graded, marks, rubric_of(course, assignment),
+                 template.max_score, kinds)
