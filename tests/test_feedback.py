@@ -1,0 +1,237 @@
+"""labkit's feedback pages, the class report and Moodle's feedback zip (issue #26), on a class built
+from the grading-accuracy variants (tests/grading/classes.py), graded once for the module.
+
+- the class report counts each planted mistake exactly once, in its cell (checked against the
+  "likely mistake" the autograded notebooks' error messages name, not the report's own record);
+- no feedback page holds a line of a hidden-test or solution region of solutions/ (the regions
+  parsed here, independently of labkit's scanner), yet each page shows the student's own code;
+- the planted leak (a hidden-test line printed by a student's cell) keeps its page unwritten;
+- a written answer marked in labkit-marks.json and the gradebook shows its points, items and
+  comment after ``--from-course``; the class report counts its mark and item;
+- Moodle's zip has Moodle's layout; the pages and the report in Chromium: MathML drawn, no
+  request leaves them, no serious axe violation.
+"""
+from __future__ import annotations
+
+import csv
+import html.parser
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grading import classes
+from helpers.course import sandbox_mode
+from labkit.course.grading.autograde import autograde
+from labkit.course.grading.kept import export
+from labkit.course.grading.records import Options
+from labkit.course.nbgrader import COURSE_ID
+
+NB = classes.NOTEBOOK
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("variant-class")
+    kwargs = classes.variant_class(root)
+    log: list[str] = []
+    autograde(kwargs.pop("submissions"), out=root / "out", keep=root / "course",
+              options=Options(jobs=2, sandbox=sandbox_mode()), log=log.append, **kwargs)
+    return root, log
+
+
+class _Text(html.parser.HTMLParser):
+    """A page's visible text (what a reader sees; no tags, no attributes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("style", "script", "title")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "script", "title")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible(page: str) -> str:
+    parser = _Text()
+    parser.feed(page)
+    return "".join(parser.parts)
+
+
+def squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+def page_of(root: Path, student: str, name: str = f"{NB}.html") -> str:
+    return (root / "out" / "feedback" / classes.student_id(student) / name).read_text(encoding="utf-8")
+
+
+def report_rows(out: Path) -> list[dict]:
+    return list(csv.DictReader((out / "class-report.csv").open(encoding="utf-8")))
+
+
+def named_in_message(root: Path, student: str, test_cell: str) -> str:
+    """The likely mistake that the error message of ``test_cell`` names in the autograded notebook."""
+    nb = nbformat.read(root / "course" / "autograded" / classes.student_id(student) / "lab" / f"{NB}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == test_cell)
+    error = next(o for o in cell.outputs if o.output_type == "error")
+    return error.evalue.rpartition("; likely mistake: ")[2]
+
+
+def test_the_class_report_counts_each_planted_mistake_once_in_its_cell(graded):
+    root, _ = graded
+    rows = report_rows(root / "out")
+    planted: dict[str, list[str]] = {}
+    for student, (_, _, plant) in classes.PLANTED.items():
+        if plant:
+            planted.setdefault(plant[0].replace("-code", "-tests"), []).append(student)
+    lost = {r["cell"]: r for r in rows if r["section"] == "lost points"}
+    assert set(lost) == {f"q3_{i}-tests" for i in range(1, 6)}
+    for cell, row in lost.items():
+        students = planted.get(cell, [])
+        assert int(row["count"]) == len(students) and row["of"] == str(len(classes.PLANTED)), row
+        mistakes = [r for r in rows if r["section"] == "mistake" and r["cell"] == cell]
+        assert sum(int(r["count"]) for r in mistakes) == len(students), mistakes
+        expected: dict[str, int] = {}
+        for student in students:
+            named = named_in_message(root, student, cell)
+            expected[named] = expected.get(named, 0) + 1
+        assert {r["what"]: int(r["count"]) for r in mistakes} == expected
+    assert [r["count"] for r in rows if r["section"] == "mistake" and r["cell"] == "q3_5-tests"] == ["2"]
+    scores = {r["what"]: int(r["count"]) for r in rows if r["section"] == "notebook score"}
+    assert scores == {"10": 2, "8": 6}  # full marks on the code (written answers not marked yet)
+    assert not [r for r in rows if r["section"] == "attention"]
+
+
+def secret_lines_parsed_here() -> set[str]:
+    """The lines of the hidden-test and solution regions that the student's release does not show."""
+    shown = {squeeze(line) for c in nbformat.read(classes.RELEASE, as_version=4).cells for line in c.source.split("\n")}
+    return {squeeze(line) for line in classes.hidden_lines()} - shown - {""}
+
+
+def test_no_feedback_page_holds_a_line_of_the_hidden_tests_or_the_solutions(graded):
+    root, _ = graded
+    secret = secret_lines_parsed_here()
+    assert len(secret) > 50  # the regions were found
+    pages = sorted((root / "out" / "feedback").rglob("*.html"))
+    with zipfile.ZipFile(root / "out" / "feedback-moodle.zip") as zf:
+        texts = [p.read_text(encoding="utf-8") for p in pages] + [zf.read(n).decode() for n in zf.namelist()]
+    assert len(pages) == 2 * len(classes.PLANTED) - 1  # an index each, a notebook page each but the leaker's
+    for text in texts:
+        shown = [squeeze(line) for line in visible(text).split("\n")]
+        leaked = secret & set(shown)
+        assert not leaked, sorted(leaked)[:5]
+    one = visible(page_of(root, "s0"))
+    code = classes.PLANTED["s0"][2][1][1]  # the student's own version of pca_map is on their page
+    assert squeeze("return (U[:, :M] * S[:M])[: len(x)]") in squeeze(one) and "return (U[:, :M]" in code
+
+
+def test_a_failed_check_shows_its_message_never_the_test_code(graded):
+    root, _ = graded
+    page = page_of(root, "s0")
+    text = visible(page)
+    assert "likely mistake: the encodings of the data points U Sigma were returned, ignoring x" in text
+    assert re.search(r"q3_1-tests\)\s*0 / 2", text) and re.search(r"q3_2-tests\)\s*2 / 2", text)
+    for code in ("checks.close(", "own_work(", "BEGIN HIDDEN", "Self-check for Question", "google.colab",
+                 "the instructor must set"):
+        assert code not in page, code
+    assert "not marked yet" in text
+
+
+def test_a_planted_hidden_test_line_keeps_the_page_unwritten_and_the_run_names_it(graded):
+    root, log = graded
+    leo = root / "out" / "feedback" / classes.student_id("leo")
+    assert not (leo / f"{NB}.html").exists()
+    assert "held back" in (leo / "index.html").read_text()
+    refused = [line for line in log if "not written" in line]
+    assert len(refused) == 1 and classes.student_id("leo") in refused[0], log
+    assert classes.leak_line() in refused[0] and "cell 'q3_1-tests'" in refused[0]
+    with zipfile.ZipFile(root / "out" / "feedback-moodle.zip") as zf:
+        assert not [n for n in zf.namelist() if n.startswith("Leo Leaker_2030") and n.endswith(f"{NB}.html")]
+
+
+def test_moodles_zip_has_one_folder_per_participant_named_as_in_moodles_download(graded):
+    root, _ = graded
+    with zipfile.ZipFile(root / "out" / "feedback-moodle.zip") as zf:
+        names = zf.namelist()
+        folders = {}
+        for name in names:
+            top, _, file = name.partition("/")
+            full, pid, kind, plugin, rest = top.split("_", 4)  # how Moodle's importer reads it
+            assert (kind, plugin, rest) == ("assignsubmission", "file", "") and pid.isdigit() and "/" not in file
+            folders.setdefault((full, pid), set()).add(file)
+            student = next(s for s, (n, p, _) in classes.PLANTED.items() if (n, p) == (full, pid))
+            assert zf.read(name) == (root / "out" / "feedback" / classes.student_id(student) / file).read_bytes()
+    assert set(folders) == {(n, p) for n, p, _ in classes.PLANTED.values()}
+    assert all("index.html" in files for files in folders.values())
+
+
+def mark_ada(course: Path) -> None:
+    """Ada's answer to Question 3.1 marked: 1 point in the gradebook, rubric item 1 and a comment."""
+    from nbgrader.api import Gradebook
+
+    student = classes.student_id("ada")
+    with Gradebook("sqlite:///" + str(course / "gradebook.db"), COURSE_ID) as gb:
+        gb.find_grade("q3_1-answer", NB, "lab", student).manual_score = 1.0
+        gb.find_comment("q3_1-answer", NB, "lab", student).manual_comment = "Right: $\\mathbf{V}_M$ it is."
+        gb.db.commit()
+    entry = {"items": ["1"], "adjustment": 0.0, "score": 1.0, "comment": "Right: $\\mathbf{V}_M$ it is.",
+             "revision": 1, "answer_sha256": "0" * 64, "to_remark": False}
+    (course / "labkit-marks.json").write_text(json.dumps(
+        {"format": 1, "answers": {f"{student}/{NB}/q3_1-answer": entry}}), encoding="utf-8")
+
+
+def test_a_marked_answer_shows_points_items_and_comment_after_from_course(graded, tmp_path):
+    root, _ = graded
+    course = tmp_path / "course"
+    import shutil
+
+    shutil.copytree(root / "course", course)
+    mark_ada(course)
+    out = tmp_path / "again"
+    export(course, out, log=lambda *_: None)
+    text = visible((out / "feedback" / classes.student_id("ada") / f"{NB}.html").read_text())
+    assert re.search(r"q3_1-answer\)\s*1 / 1", text)
+    assert "Rubric items applied" in text and "The marker's comment" in text and "it is." in text
+    rows = report_rows(out)
+    marks = {r["what"]: r["count"] for r in rows if r["section"] == "written mark" and r["cell"] == "q3_1-answer"}
+    assert marks == {"1": "1", "not marked yet": str(len(classes.PLANTED) - 1)}
+    assert [(r["what"], r["count"], r["of"]) for r in rows if r["section"] == "rubric item"] == [("1", "1", "1")]
+
+
+def test_pages_in_chromium_draw_mathml_ask_nothing_outside_and_pass_axe(graded):
+    from browser import axe, chromium
+
+    reason = chromium.unavailable()
+    if reason:
+        pytest.skip(reason)
+    root, _ = graded
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = chromium.launch(playwright)
+        try:
+            context = browser.new_context()
+            offline = chromium.Offline(context)
+            page = context.new_page()
+            page.goto((root / "out" / "feedback" / classes.student_id("ada") / f"{NB}.html").as_uri())
+            text = page.inner_text("body")
+            assert "$\\mathbf" not in text and "\\mathbf" not in text
+            assert page.locator("math").count() > 10
+            assert page.evaluate("document.querySelector('math').getBoundingClientRect().width") > 0
+            axe.assert_clean(page)
+            page.goto((root / "out" / "class-report.html").as_uri())
+            assert page.locator("img[alt^='Bar chart of']").count() == 2
+            axe.assert_clean(page)
+            assert offline.seen and not offline.outside, offline.outside
+        finally:
+            browser.close()
