@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from browser import axe, chromium
 from grading import classes
 from helpers.course import sandbox_mode
 from labkit.course.grading.autograde import autograde
@@ -209,8 +210,6 @@ def test_a_marked_answer_shows_points_items_and_comment_after_from_course(graded
 
 
 def test_pages_in_chromium_draw_mathml_ask_nothing_outside_and_pass_axe(graded):
-    from browser import axe, chromium
-
     reason = chromium.unavailable()
     if reason:
         pytest.skip(reason)
@@ -235,3 +234,54 @@ def test_pages_in_chromium_draw_mathml_ask_nothing_outside_and_pass_axe(graded):
             assert offline.seen and not offline.outside, offline.outside
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------- without grading (fast)
+
+
+def _cell(kind: str, source: str, **nbgrader):
+    make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+    cell = make(source)
+    if nbgrader:
+        cell.metadata["nbgrader"] = nbgrader
+    return cell
+
+
+def test_a_page_leaves_out_test_code_install_cell_and_model_answer_lines():
+    from labkit.course.report import feedback
+    from labkit.course.report.graded import Class, Graded, Task
+
+    test = _cell("code", "checks.close(got, want, 'mean')\n### BEGIN HIDDEN TESTS\nsecret_check()\n### END HIDDEN TESTS",
+                 grade=True, grade_id="t", points=2)
+    test.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": ""},
+                                           metadata={"labkit": {"check": "mean", "mistake": "off by one"}}),
+                    nbformat.v4.new_output("error", ename="CheckFailed", evalue="mean: expected 1, got 2; likely mistake: off by one",
+                                           traceback=["checks.close(got, want, 'mean')"])]
+    given = _cell("code", "print('hello')")
+    given.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\nreturn x.mean(0) + 1\n")]
+    nb = nbformat.v4.new_notebook(cells=[
+        _cell("code", 'import sys\nif "google.colab" in sys.modules:\n    raise RuntimeError("the instructor must set")'),
+        _cell("markdown", "# Task\n\nThe mean $\\mathbf{m} = \\frac{1}{N}\\sum_n \\mathbf{x}_n$."),
+        _cell("code", "def mean(x):\n    return x.mean(0) + 1\n    # my note", solution=True, grade_id="s"),
+        test, given])
+    task = Task("t", "test", "Task", 0.0, 2.0, message=test.outputs[1].evalue, mistake="off by one")
+    klass = Class(Path("."), "lab", ["nb"], {}, {}, {}, {"nb": {"t": 2.0}}, {"nb": {"t": "test"}})
+    secret = {"return x.mean(0) + 1": "nb.ipynb, cell 's'", "secret_check()": "nb.ipynb, cell 't'"}
+    text, pieces = feedback.notebook_page(klass, Graded("ann", "nb", nb, None, {"t": task}), secret)
+    shown = visible(text)
+    assert "# my note" in shown and "return x.mean(0) + 1" not in text.split("<pre class=\"code\">")[1].split("</pre>")[0]
+    assert feedback.REDACTED in shown
+    assert "likely mistake: off by one" in shown and "0 / 2" in shown
+    for hidden in ("checks.close", "secret_check", "google.colab", "the instructor must set", "$\\mathbf"):
+        assert hidden not in text, hidden
+    assert "<math" in text
+    problems = feedback.leaks_of(pieces, secret)  # the given cell printed a model-answer line
+    assert len(problems) == 1 and problems[0].startswith("cell 5, output 1, line 2:"), problems
+
+
+def test_moodle_folder_names_split_as_moodle_splits_them():
+    from labkit.course.report.lms import moodle_folder
+
+    assert moodle_folder("Jane Smith", "11") == "Jane Smith_11_assignsubmission_file_"
+    name, pid, kind, plugin, rest = moodle_folder("Ann_Marie  O/Neil", "12").split("_", 4)
+    assert (name, pid, kind, plugin, rest) == ("Ann Marie O Neil", "12", "assignsubmission", "file", "")

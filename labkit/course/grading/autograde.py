@@ -29,8 +29,8 @@ How a class is graded:
    a fresh kernel confined by :mod:`labkit.course.sandbox`. A notebook that kills
    its kernel is set aside (zero, with the reason) and the others are graded;
 3. the students' gradebooks are merged into one class course (kept with
-   ``--keep`` for nbgrader's formgrader), ``nbgrader generate_feedback`` writes
-   the HTML feedback, and ``grades.csv`` gets one row per student and notebook:
+   ``--keep`` for nbgrader's formgrader), :mod:`labkit.course.report` writes
+   the feedback pages and the class report, and ``grades.csv`` gets one row per student and notebook:
    the points of every graded cell, total, max and a status (``graded``,
    ``timeout``, ``memory limit``, ``invalid notebook: ...``, ``missing``, ...).
 

@@ -11,9 +11,9 @@ and for each graded check its points and, when it failed, the message the check 
 items the marker applied and the marker's comment, or "not marked yet". The install cell and
 the test cells' code (visible and hidden) are not shown.
 
-Secrets: a line of the student's code that is a line of the model answers (what nbgrader's
-solution regions hold) is left out of the page, since the page may travel; and before a page is
-written, every piece of text in it is scanned with ``labkit publish``'s scanner
+Secrets: a line of what the student wrote (code, written answers) that is a line of the model
+answers (or an nbgrader delimiter) is left out of the page, since the page may travel; and before a
+page is written, every piece of text in it (outputs, messages, the lab's text ...) is scanned with ``labkit publish``'s scanner
 (:mod:`labkit.course.release.leaks`: solution lines, hidden-test lines, written model answers,
 nbgrader delimiters). A page holding one is not written; the log names the line.
 """
@@ -22,13 +22,14 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from labkit.course.release.leaks import leaks_in_lines, line_key, secret_lines
+from labkit.course.release.leaks import leaks_in_lines, secret_lines
 from labkit.course.release.student_repo import INSTALL_MARK
 from labkit.course.render import CSP, PAGE_CSS, markdown_html, output_html
 from labkit.course.report.graded import Class, Graded, Task, nbgrader_of
 
 INDEX = "index.html"
 REDACTED = "# (a line of the model answer: left out of this page; your notebook has it)"
+REDACTED_TEXT = "*(a line of the model answer: left out of this page; your notebook has it)*"
 EXTRA_CSS = """
 .ok { color: #1b5e20; } .lost { color: #8a1c1c; }
 .verdict { border-left: 4px solid #767676; padding: 0.25rem 0.75rem; margin: 0.5rem 0 1rem; }
@@ -80,7 +81,7 @@ def _summary(g: Graded, pieces: Pieces) -> str:
         got = "not marked yet" if task.score is None else f"{points(task.score)} / {points(task.max)}"
         need = pieces.add(f"the table's row {task.grade_id}", attention(task))
         rows.append(f'<tr><td><a href="#task-{html.escape(task.grade_id)}">{html.escape(task.title)} '
-                    f"({html.escape(task.grade_id)})</a></td><td>{got}</td><td>{html.escape(need)}</td></tr>")
+                    f"({html.escape(task.grade_id)})</a></td><td>{got}</td><td>{html.escape(need, quote=False)}</td></tr>")
     total = sum(t.score or 0 for t in g.tasks.values())
     maximum = sum(t.max for t in g.tasks.values())
     return ("<table>\n<caption>Your points per task</caption>\n<thead><tr><th scope=\"col\">Task</th>"
@@ -97,7 +98,7 @@ def _test_verdict(task: Task, pieces: Pieces) -> str:
     mistake = (f"<p>Likely mistake: <strong>{html.escape(pieces.add(f'the mistake of {task.grade_id}', task.mistake))}"
                "</strong></p>") if task.mistake else ""
     return (f'<div class="verdict lost" id="task-{html.escape(task.grade_id)}"><p><strong>{head}</strong>: '
-            f"a check failed. What it said:</p><pre class=\"error\">{html.escape(message)}</pre>{mistake}</div>")
+            f"a check failed. What it said:</p><pre class=\"error\">{html.escape(message, quote=False)}</pre>{mistake}</div>")
 
 
 def _item_text(klass: Class, task: Task, item: str) -> str:
@@ -123,9 +124,10 @@ def _written_verdict(klass: Class, task: Task, pieces: Pieces) -> str:
             f"{points(task.score)} / {points(task.max)} points</strong></p>{items}{comment}</div>")
 
 
-def _code(source: str, secret: dict[str, str]) -> str:
-    """The student's code with every line of the model answers left out."""
-    return "\n".join(REDACTED if line_key(line) in secret else line for line in source.split("\n"))
+def own_work(source: str, secret: dict[str, str], mark: str = REDACTED) -> str:
+    """What the student wrote (code, a written answer) with every line the scanner objects to (a
+    line of the model answers, an nbgrader delimiter) replaced by ``mark``."""
+    return "\n".join(mark if leaks_in_lines("", [line], secret) else line for line in source.split("\n"))
 
 
 def output_text(out) -> str:
@@ -164,15 +166,15 @@ def _cell(klass: Class, g: Graded, i: int, cell, secret: dict[str, str], pieces:
     meta, where = nbgrader_of(cell), f"cell {i + 1}"
     task = g.tasks.get(meta.get("grade_id", ""))
     if cell.cell_type == "markdown":
-        text = markdown_html(pieces.add(where, _markdown(g, i, cell)))
-        if task is not None:
+        if task is not None:  # the student's written answer
+            text = markdown_html(pieces.add(where, own_work(_markdown(g, i, cell), secret, REDACTED_TEXT)))
             return f'<div class="answer">{text}</div>{_written_verdict(klass, task, pieces)}'
-        return text
+        return markdown_html(pieces.add(where, _markdown(g, i, cell)))
     if cell.cell_type != "code" or INSTALL_MARK in cell.source:
         return ""
     if task is not None and task.kind == "test":
         return _test_verdict(task, pieces)
-    code = pieces.add(where, _code(cell.source, secret))
+    code = pieces.add(where, own_work(cell.source, secret))
     label = "Your code" if meta.get("solution") else "Given code"
     shown = f"<details{' open' if meta.get('solution') else ''}><summary>{label}</summary>" \
             f'<pre class="code">{html.escape(code)}</pre></details>'
