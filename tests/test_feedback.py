@@ -285,3 +285,23 @@ def test_moodle_folder_names_split_as_moodle_splits_them():
     assert moodle_folder("Jane Smith", "11") == "Jane Smith_11_assignsubmission_file_"
     name, pid, kind, plugin, rest = moodle_folder("Ann_Marie  O/Neil", "12").split("_", 4)
     assert (name, pid, kind, plugin, rest) == ("Ann Marie O Neil", "12", "assignsubmission", "file", "")
+
+
+def test_canvas_and_github_classroom_students_get_a_folder_named_by_their_platform_id(tmp_path):
+    from labkit.course.intake.roster import Person
+    from labkit.course.intake.submissions import Submission
+    from labkit.course.report.lms import write_returns
+
+    pages = {"smithjane_1001": {"index.html": "a"}, "alee": {"index.html": "b", "1_pca.html": "c"},
+             "Jane-Smith_11": {"index.html": "d"}}
+    canvas = [Submission("smithjane_1001", "smithjane_1001_2_1_pca.ipynb", platform_id="1001")]
+    written = write_returns(pages, canvas, "canvas", (), tmp_path / "c")
+    assert written == [tmp_path / "c" / "feedback-canvas"] and (tmp_path / "c" / "feedback-canvas" / "1001" / "index.html").read_text() == "a"
+    github = [Submission("alee", "lab-alee", platform_id="alee"),
+              Submission("Jane-Smith_11", "Jane Smith_11_assignsubmission_file_", name="Jane Smith", platform_id="11")]
+    write_returns(pages, github, "folders", (), tmp_path / "g")
+    assert sorted(p.name for p in (tmp_path / "g" / "feedback-github" / "alee").iterdir()) == ["1_pca.html", "index.html"]
+    assert [p.name for p in (tmp_path / "g" / "feedback-github").iterdir()] == ["alee"]  # Moodle's is no GitHub user
+    roster = [Submission("alee", "lab-alee", platform_id="alee", person=Person("1003", fields={"ID": "1003"}))]
+    write_returns(pages, roster, "folders", ("canvas",), tmp_path / "r")
+    assert (tmp_path / "r" / "feedback-canvas" / "1003" / "1_pca.html").read_text() == "c"
