@@ -305,3 +305,13 @@ def test_canvas_and_github_classroom_students_get_a_folder_named_by_their_platfo
     roster = [Submission("alee", "lab-alee", platform_id="alee", person=Person("1003", fields={"ID": "1003"}))]
     write_returns(pages, roster, "folders", ("canvas",), tmp_path / "r")
     assert (tmp_path / "r" / "feedback-canvas" / "1003" / "1_pca.html").read_text() == "c"
+
+
+def test_reports_that_cannot_be_written_leave_a_warning_not_a_failed_run(tmp_path):
+    from labkit.course.report import write_reports
+
+    (tmp_path / "course" / "source").mkdir(parents=True)  # no assignment in it
+    said: list[str] = []
+    assert write_reports(tmp_path / "course", tmp_path / "out", [], said.append) == 0
+    assert len(said) == 1 and "warning: the feedback and the class report are incomplete" in said[0]
+    assert "grades.csv is complete" in said[0]

@@ -227,11 +227,15 @@ def write_pages(klass: Class, lines: list, out: Path, log=print) -> dict[str, di
         shutil.rmtree(out)
     written: dict[str, dict[str, str]] = {}
     for (student, notebook), g in sorted(klass.graded.items()):
-        text, pieces = notebook_page(klass, g, secret)
+        try:
+            text, pieces = notebook_page(klass, g, secret)
+        except Exception as e:  # noqa: BLE001 - one odd notebook costs its own page only
+            log(f"labkit autograde: feedback page {student}/{notebook}.html not written: {type(e).__name__}: {e}")
+            continue
         problems = leaks_of(pieces, secret)
         if problems:
             log(f"labkit autograde: feedback page {student}/{notebook}.html not written: it would show "
-                f"secret text ({len(problems)} lines); first: {problems[0]}")
+                f"secret text ({len(problems)} lines): " + "; ".join(problems[:5]))
             continue
         written.setdefault(student, {})[f"{notebook}.html"] = text
     for student in sorted({s for s, _ in klass.graded}):
