@@ -97,9 +97,9 @@ def test_the_class_report_counts_each_planted_mistake_once_in_its_cell(graded):
             planted.setdefault(plant[0].replace("-code", "-tests"), []).append(student)
     lost = {r["cell"]: r for r in rows if r["section"] == "lost points"}
     assert set(lost) == {f"q3_{i}-tests" for i in range(1, 6)}
-    for cell, row in lost.items():
+    for cell, row in lost.items():  # the broken notebook scores zero everywhere: it lost points in every cell
         students = planted.get(cell, [])
-        assert int(row["count"]) == len(students) and row["of"] == str(len(classes.PLANTED)), row
+        assert int(row["count"]) == len(students) + 1 and row["of"] == str(len(classes.PLANTED) + 1), row
         mistakes = [r for r in rows if r["section"] == "mistake" and r["cell"] == cell]
         assert sum(int(r["count"]) for r in mistakes) == len(students), mistakes
         expected: dict[str, int] = {}
@@ -109,8 +109,9 @@ def test_the_class_report_counts_each_planted_mistake_once_in_its_cell(graded):
         assert {r["what"]: int(r["count"]) for r in mistakes} == expected
     assert [r["count"] for r in rows if r["section"] == "mistake" and r["cell"] == "q3_5-tests"] == ["2"]
     scores = {r["what"]: int(r["count"]) for r in rows if r["section"] == "notebook score"}
-    assert scores == {"10": 2, "8": 6}  # full marks on the code (written answers not marked yet)
-    assert not [r for r in rows if r["section"] == "attention"]
+    assert scores == {"10": 2, "8": 6, "0": 1}  # full marks on the code (written answers not marked yet)
+    attention = [r for r in rows if r["section"] == "attention"]
+    assert len(attention) == 1 and attention[0]["what"].startswith("Zed-Broken_2040: invalid notebook"), attention
 
 
 def secret_lines_parsed_here() -> set[str]:

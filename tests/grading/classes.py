@@ -7,7 +7,8 @@ download (``Full Name_<participant>_assignsubmission_file_/``) and its grading w
 - one student per solution cell, holding one planted mistake (the first ``wrong`` variant of
   ``tests/grading/variants/nb0_preparation.py``), the other cells correct; ``q3_5-code``'s mistake
   twice (two students), so that a count of 2 is seen;
-- ``Leo Leaker``: correct, but a given cell prints a line of a hidden-test region (a planted leak).
+- ``Leo Leaker``: correct, but a given cell prints a line of a hidden-test region (a planted leak);
+- ``Zed Broken``: a notebook cut short (not JSON): graded as invalid, zero, listed for attention.
 
 The code of a planted cell is the model answer's followed by the variant, as the harness runs it
 (the variant may define only some of the cell's functions). :data:`PLANTED` says which student
@@ -46,6 +47,7 @@ PLANTED = {
     "twin": ("Twin Five", "2020", ("q3_5-code", _mistake("q3_5-code"))),
     "leo": ("Leo Leaker", "2030", None),
 }
+BROKEN = ("Zed Broken", "2040")
 
 
 def model_code(grade_id: str) -> str:
@@ -109,6 +111,9 @@ def variant_class(folder: Path) -> dict:
     for student, (name, pid, planted) in PLANTED.items():
         subs.add(f"{name}_{pid}_assignsubmission_file_/{NOTEBOOK}.ipynb", _notebook(planted, student == "leo"))
         rows.append(f"Participant {pid},{name},{student}@example.org,Submitted for grading,,17\n")
+    text = nbformat.writes(_notebook(None, False))
+    subs.add(f"{BROKEN[0]}_{BROKEN[1]}_assignsubmission_file_/{NOTEBOOK}.ipynb", text[: len(text) // 2])
+    rows.append(f"Participant {BROKEN[1]},{BROKEN[0]},zed@example.org,Submitted for grading,,17\n")
     roster = folder / "worksheet.csv"
     roster.write_text(WORKSHEET_HEADER + "".join(rows), encoding="utf-8")
     solutions = folder / "solutions"

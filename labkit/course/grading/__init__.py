@@ -11,7 +11,7 @@ Owns:
 - ``executors``    where the students are graded, behind one interface: here (``--jobs``) or on a cluster
 - ``cluster``      ``--scheduler``: students graded as tasks on a Dask cluster's workers
 - ``progress``     students done, running and left (tqdm)
-- ``gradebook``    the class gradebook, grades.csv and the feedback pages
+- ``gradebook``    the class gradebook and grades.csv
 - ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes
 - ``exports``      summary.csv and the Canvas and Moodle gradebook import files
 - ``sanitize``     students' HTML made inert in the notebooks that feedback and the formgrader show
@@ -24,5 +24,6 @@ Room for what comes next: the class's persistent course (graded across the term,
 after the formgrader) belongs here, beside ``gradebook`` and ``kept``. The marking web page for written
 answers (``labkit mark``) gets its own subpackage, ``labkit.course.marking``, and the students'
 feedback pages and the class report theirs, ``labkit.course.report``: both read what grading
-wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them.
+wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them at
+the top (``autograde`` and ``kept`` import ``report.write_reports`` where they call it).
 """
