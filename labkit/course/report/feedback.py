@@ -127,7 +127,12 @@ def _written_verdict(klass: Class, task: Task, pieces: Pieces) -> str:
 def own_work(source: str, secret: dict[str, str], mark: str = REDACTED) -> str:
     """What the student wrote (code, a written answer) with every line the scanner objects to (a
     line of the model answers, an nbgrader delimiter) replaced by ``mark``."""
-    return "\n".join(mark if leaks_in_lines("", [line], secret) else line for line in source.split("\n"))
+    def shown(line: str) -> str:
+        if not leaks_in_lines("", [line], secret):
+            return line
+        return (line[: len(line) - len(line.lstrip())] if mark == REDACTED else "") + mark  # code keeps its indent
+
+    return "\n".join(shown(line) for line in source.split("\n"))
 
 
 def output_text(out) -> str:
