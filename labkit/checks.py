@@ -24,6 +24,12 @@ Fairness rules (issue #13):
   function with the reference for upstream pieces, so each mistake is charged once, in its cell.
 - ``charged_upstream`` and ``computed``: a value that given code computes from the student's
   functions is not charged again when one of those functions is wrong (or stopped with an error).
+
+The named-mistake record: in a kernel, a check that fails displays, just before it raises, an
+output the student does not see, whose ``metadata["labkit"]`` is ``{"check": <what was checked>,
+"mistake": <the likely mistake the message names, or None>}`` (:data:`RECORD_MIME`), so that the
+class report counts the mistakes of a graded class; the message is unchanged. Checks run by
+``charged_upstream`` (a failure expected and caught) record nothing.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ import torch
 
 __all__ = ["CheckFailed", "ReferenceCallError", "fail", "shape", "close", "true", "own_work", "substitute",
            "training_problem", "charged_upstream", "computed",
-           "REFERENCE_MODULES"]
+           "REFERENCE_MODULES", "RECORD_MIME"]
 
 # The modules whose public functions and classes are labkit's answers to the lab's questions.
 REFERENCE_MODULES = ("labkit.models", "labkit.models.pca", "labkit.models.ppca", "labkit.models.vae",
@@ -46,10 +52,41 @@ _METHODS = ("fit", "encode", "decode", "reconstruct", "sample", "log_likelihood"
 # The methods a notebook hands the student as building blocks: the networks of the models they train
 # (a student's vae_cost calls model.encode and model.decode); every other method is an answer.
 _GIVEN = {"NonlinearModel": ("decode",), "VAE": ("encode", "decode")}
+# The named-mistake record's own type (its text/plain is empty: nothing shows in the notebook).
+RECORD_MIME = "application/vnd.labkit.check+json"
+_LIKELY = "; likely mistake: "
+_quiet = [0]  # > 0 while charged_upstream runs a check whose failure it catches
 
 
 class CheckFailed(AssertionError):
-    """A check failed; the message says what was expected, what was got and the likely mistake."""
+    """A check failed; the message says what was expected, what was got and the likely mistake.
+
+    Made with a message only (``raise CheckFailed(message)``, as every check here does), it
+    displays the named-mistake record (see the module docstring) in a kernel."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        if len(args) == 1 and isinstance(args[0], str):
+            record(args[0])
+
+
+def record(message: str) -> dict | None:
+    """The named-mistake record of a failing check's ``message`` (``"<what>: expected ..., got ...;
+    likely mistake: <hint>"``): ``{"check": what, "mistake": hint or None}``, displayed as an output
+    with that ``metadata["labkit"]`` when running in a kernel. Returns the record (None when quiet)."""
+    if _quiet[0]:
+        return None
+    what, sep, _ = message.partition(": expected ")
+    mistake = message.rpartition(_LIKELY)[2].strip() if _LIKELY in message else None
+    entry = {"check": what.strip() if sep else message.partition(":")[0].strip()[:120], "mistake": mistake or None}
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # labkit without IPython: nothing to display in
+        return entry
+    if get_ipython() is not None:
+        display({RECORD_MIME: entry, "text/plain": ""}, raw=True, metadata={"labkit": entry})
+    return entry
 
 
 class ReferenceCallError(CheckFailed):
@@ -60,7 +97,7 @@ def fail(what: str, expected: Any, got: Any, hint: str | None = None) -> None:
     """Raise CheckFailed: "<what>: expected <expected>, got <got>; likely mistake: <hint>"."""
     message = f"{what}: expected {_show(expected)}, got {_show(got)}"
     if hint:
-        message += f"; likely mistake: {hint}"
+        message += f"{_LIKELY}{hint}"
     raise CheckFailed(message)
 
 
@@ -277,12 +314,15 @@ def charged_upstream(check: Callable[[], Any]) -> bool:
     """True when ``check()`` (a test of an upstream function against its reference) fails: a downstream
     failure caused by that function is then charged in the upstream cell only. Unwritten code
     (NotImplementedError, NameError) does not count: the downstream test fails as well."""
+    _quiet[0] += 1
     try:
         check()
     except (NotImplementedError, NameError):
         return False
     except Exception:  # noqa: BLE001 - any failure of the upstream function
         return True
+    finally:
+        _quiet[0] -= 1
     return False
 
 

@@ -104,3 +104,70 @@ def test_training_problem_and_charged_upstream():
 
     assert checks.charged_upstream(wrong) and not checks.charged_upstream(unwritten)
     assert not checks.charged_upstream(lambda: None)
+
+
+# --------------------------------------------------------------------------- the named-mistake record
+
+
+@pytest.fixture
+def shell(monkeypatch):
+    """An IPython shell as in a kernel, its displayed outputs collected as (data, metadata)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    shown = []
+    monkeypatch.setattr(ip.display_pub, "publish", lambda data, metadata=None, **kw: shown.append((data, metadata)))
+    yield shown
+    InteractiveShell.clear_instance()
+
+
+def test_a_failing_check_displays_its_named_mistake_before_raising(shell):
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.close(torch.tensor([0.5, 0.0625]), torch.tensor([2.0, 0.25]), "squared_errors",
+                     mistakes={"averaged over the pixels": torch.tensor([0.5, 0.0625])}, hint="sum the squares")
+    assert str(info.value) == ("squared_errors: expected [2, 0.25], got [0.5, 0.0625]; "
+                               "likely mistake: averaged over the pixels")  # the message is unchanged
+    assert len(shell) == 1
+    data, metadata = shell[0]
+    assert metadata == {"labkit": {"check": "squared_errors", "mistake": "averaged over the pixels"}}
+    assert data[checks.RECORD_MIME] == metadata["labkit"] and data["text/plain"] == ""
+
+
+def test_the_record_names_no_mistake_when_the_message_names_none(shell):
+    with pytest.raises(checks.CheckFailed):
+        checks.true(False, "kl_term: the value must be finite")
+    with pytest.raises(checks.CheckFailed):
+        checks.close(torch.tensor([1.0, 1.0]), torch.tensor([2.0, 0.25]), "squared_errors")
+    assert [m["labkit"] for _, m in shell] == [{"check": "kl_term", "mistake": None},
+                                               {"check": "squared_errors", "mistake": None}]
+
+
+def test_shape_and_reference_call_failures_are_recorded_once(shell):
+    with pytest.raises(checks.CheckFailed):
+        checks.shape(torch.zeros(3, 2), (2, 3), "encode(X)")
+    with pytest.raises(checks.ReferenceCallError):
+        with checks.own_work({}, "fit_pca"):
+            PCA(2).fit(torch.zeros(5, 4))
+    records = [m["labkit"] for _, m in shell]
+    assert records[0] == {"check": "encode(X) shape",
+                          "mistake": "the right numbers in the wrong shape: a transpose or reshape"}
+    assert records[1]["check"] == "fit_pca" and records[1]["mistake"].startswith("using the answer key")
+    assert len(records) == 2
+
+
+def test_an_upstream_check_caught_by_charged_upstream_records_nothing(shell):
+    def upstream():
+        checks.close(torch.tensor(1.0), torch.tensor(2.0), "mean")
+
+    assert checks.charged_upstream(upstream)
+    assert shell == []
+    with pytest.raises(checks.CheckFailed):
+        upstream()
+    assert len(shell) == 1
+
+
+def test_outside_a_kernel_nothing_is_displayed():
+    from IPython import get_ipython
+
+    assert get_ipython() is None
+    assert checks.record("x: expected 1, got 2; likely mistake: off by one") == {"check": "x", "mistake": "off by one"}

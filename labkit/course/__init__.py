@@ -11,6 +11,7 @@ owns and what it may import:
 - ``grading/``   ``labkit autograde``: the run's records, one student, the template, the cluster, the gradebook and its outputs
 - ``sandbox/``   the confined kernel: the grading side (``prepare``), the wrapper process, bubblewrap, uids, reaping, mounts
 - ``marking/``   ``labkit mark``: the written answers marked by question in a local page (reads a graded class)
+- ``report/``    what a graded class gives back: feedback pages, the class report, the pages in one upload
 
 and what they share:
 
@@ -23,6 +24,6 @@ and what they share:
 Dependencies point one way: ``release`` and ``grading`` import the shared modules;
 ``grading`` imports ``intake`` and ``sandbox``; ``intake`` and ``sandbox`` import no
 other room. Rooms still to come: the class's persistent course in ``grading/``, the
-marking web page (``labkit mark``) in ``marking/``, the students' feedback pages and
-the class report in ``report/``; they may import ``grading``, never the reverse.
+marking web page (``labkit mark``) in ``marking/``; like ``report/``, they may import
+``grading``, never the reverse (``grading`` calls ``report.write_reports``, imported where it is called).
 """

@@ -13,7 +13,7 @@ Owns:
 - ``certs``        ``labkit cluster-certs``: the cluster's certificates, Dask's ``Security`` of them
 - ``wire``         what a worker sends back, as data (JSON, a checked tar), never a pickle
 - ``progress``     students done, running and left (tqdm)
-- ``gradebook``    the class gradebook, grades.csv and the feedback pages
+- ``gradebook``    the class gradebook and grades.csv
 - ``kept``         the class course kept with ``--keep``: what ``--from-course`` reads and writes
 - ``term``         ``--course``: the term's class course (lock, template, what to grade, each student's commit)
 - ``termbook``     the term's record in the class gradebook: one transaction per student, hand grades kept
@@ -30,5 +30,6 @@ Room for what comes next: the class's persistent course (graded across the term,
 after the formgrader) belongs here, beside ``gradebook`` and ``kept``. The marking web page for written
 answers (``labkit mark``) gets its own subpackage, ``labkit.course.marking``, and the students'
 feedback pages and the class report theirs, ``labkit.course.report``: both read what grading
-wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them.
+wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them at
+the top (``autograde`` and ``kept`` import ``report.write_reports`` where they call it).
 """

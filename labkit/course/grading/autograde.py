@@ -31,8 +31,8 @@ How a class is graded:
    a fresh kernel confined by :mod:`labkit.course.sandbox`. A notebook that kills
    its kernel is set aside (zero, with the reason) and the others are graded;
 3. the students' gradebooks are merged into one class course (kept with
-   ``--keep`` for nbgrader's formgrader), ``nbgrader generate_feedback`` writes
-   the HTML feedback, and ``grades.csv`` gets one row per student and notebook:
+   ``--keep`` for nbgrader's formgrader), :mod:`labkit.course.report` writes
+   the feedback pages and the class report, and ``grades.csv`` gets one row per student and notebook:
    the points of every graded cell, total, max and a status (``graded``,
    ``timeout``, ``memory limit``, ``invalid notebook: ...``, ``missing``, ...).
 
@@ -53,7 +53,7 @@ from labkit.course.grading.assignment import Template, build_template
 from labkit.course.grading.executors import executor_for
 from labkit.course.grading.exports import check_lms, write_outputs
 from labkit.course.grading.gradebook import (build_class_course, grade_columns, line_as_csv, make_private,
-                                             write_feedback, write_grades)
+                                             write_grades)
 from labkit.course.grading.records import Options, Row, Run, Settings, StudentResult
 from labkit.course.grading.runsetup import hidden_paths, prepare_run, start_mnist, warm_mnist
 from labkit.course.intake.layouts import LAYOUTS, read_submissions
@@ -180,7 +180,8 @@ def write_class(settings: Settings, subs: list[Submission], layout: str, run: Ru
         (logs / f"{subs[i].student}.txt").write_text(results[i].log, encoding="utf-8", errors="replace")
     lines = write_grades(gradebooks, template, rows, out / "grades.csv")
     written = write_outputs(lines, subs, template, out, settings.lms, settings.lms_column, layout, log)
-    n = write_feedback(class_course, run.dir, template.assignment, out / "feedback", log) if class_course else 0
+    from labkit.course.report import write_reports  # feedback pages, class report, returns: report/ builds on grading/
+    n = write_reports(class_course, out, lines, log) if class_course else 0
     log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', *written])} ({len(lines)} rows) "
         f"and {n} feedback pages in {out / 'feedback'} "
         f"({time.perf_counter() - started:.0f} s)")

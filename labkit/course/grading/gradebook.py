@@ -1,12 +1,12 @@
-"""The class gradebook and what is written from it: grades.csv and the feedback pages.
+"""The class gradebook and what is written from it: grades.csv.
 
 Owns: merging the students' gradebooks into one class course
 (:func:`build_class_course`), reading the scores back
 (:func:`scores_from_gradebook`), :func:`write_grades` (grades.csv: one row
 per student and notebook, same inputs, same bytes; :func:`format_points`
-writes every number in it and beside it) and :func:`write_feedback`
-(``nbgrader generate_feedback``). Both again from a course kept with
-``--keep``: :mod:`labkit.course.grading.kept`.
+writes every number in it and beside it); again from a course kept with
+``--keep``: :mod:`labkit.course.grading.kept`. The feedback pages are
+:mod:`labkit.course.report`'s.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from labkit.course.grading.assignment import Template, copy_course
 from labkit.course.grading.records import GradeLine, Row
 from labkit.course.grading.sanitize import sanitize_notebook
 from labkit.course.grading.seen import OUTPUTS_DIR
-from labkit.course.nbgrader import COURSE_ID, jupyter_env, run_nbgrader, write_course_config
+from labkit.course.nbgrader import COURSE_ID, write_course_config
 
 
 def merge_gradebooks(target: Path, sources: list[Path]) -> None:
@@ -118,10 +118,6 @@ def _grade_line(row: Row, cells: dict[str, tuple[float | None, bool]], template:
                      status)
 
 
-# Scripts never run in a feedback page, whatever a student put in an output or a written answer:
-# the policy comes first in <head>, before anything from the notebook.
-CSP = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-       "style-src 'unsafe-inline'; img-src data:; font-src data:\">")
 # nbconvert strips scripts, event handlers and active HTML from markdown and outputs
 SANITIZE = "c.HTMLExporter.sanitize_html = True\n"
 
@@ -138,37 +134,6 @@ def build_class_course(course: Path, template: Template, graded: list[tuple[str,
         for nb in (course / "autograded" / student).glob("*/*.ipynb"):
             sanitize_notebook(nb)  # what the feedback and the formgrader show: no student script
     merge_gradebooks(course / "gradebook.db", [src / "gradebook.db" for _, src in graded])
-
-
-def _with_csp(html: str) -> str:
-    """``html`` with :data:`CSP` as the first element of its head (a page without one gets one)."""
-    i = html.lower().find("<head>")
-    if i < 0:
-        return f"<!DOCTYPE html>\n<html><head>{CSP}</head><body>{html}</body></html>\n"
-    return html[: i + 6] + "\n" + CSP + html[i + 6:]
-
-
-def write_feedback(course: Path, run_dir: Path, assignment: str, out: Path, log=print) -> int:
-    """``nbgrader generate_feedback`` for the whole class, copied to ``out/<student>/*.html``,
-    sanitised by nbconvert and with scripts disabled (:data:`CSP`)."""
-    if not (course / "autograded").is_dir():
-        return 0
-    proc = run_nbgrader(["generate_feedback", assignment, "--force", "--HTMLExporter.sanitize_html=True"],
-                        cwd=course, check=False,
-                        env=jupyter_env(run_dir, course))
-    if proc.returncode != 0:
-        log("labkit autograde: nbgrader generate_feedback reported errors; feedback may be incomplete:\n"
-            + "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:]))
-    if out.exists():
-        shutil.rmtree(out)
-    n = 0
-    for html in sorted((course / "feedback").glob(f"*/{assignment}/*.html")):
-        student = html.parent.parent.name
-        (out / student).mkdir(parents=True, exist_ok=True)
-        page = html.read_text(encoding="utf-8", errors="replace")
-        (out / student / html.name).write_text(_with_csp(page), encoding="utf-8")
-        n += 1
-    return n
 
 
 def make_private(*paths: Path | None) -> None:

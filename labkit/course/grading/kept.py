@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from labkit.course.grading.assignment import template_from_course
 from labkit.course.grading.exports import write_outputs
-from labkit.course.grading.gradebook import make_private, write_feedback, write_grades
+from labkit.course.grading.gradebook import make_private, write_grades
 from labkit.course.grading.records import GradeLine, Row
 from labkit.course.intake.roster import Person
 from labkit.course.intake.submissions import Submission
@@ -83,8 +82,8 @@ def export(course: str | os.PathLike, out: str | os.PathLike = "grades", log=pri
     old_umask = os.umask(0o077)
     try:
         lines = write_grades([course / "gradebook.db"], template, kept.rows, out / "grades.csv")
-        with tempfile.TemporaryDirectory(prefix="labkit-export-") as tmp:
-            n = write_feedback(course, Path(tmp), template.assignment, out / "feedback", log)
+        from labkit.course.report import write_reports  # report/ builds on grading/: imported here only
+        n = write_reports(course, out, lines, log)
         make_private(out)
     finally:
         os.umask(old_umask)

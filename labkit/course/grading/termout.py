@@ -17,7 +17,7 @@ from pathlib import Path
 from labkit.course.grading import kept, termbook
 from labkit.course.grading.exports import write_outputs
 from labkit.course.grading.gradebook import (format_points, grade_columns, line_as_csv, make_private,
-                                             scores_from_gradebook, write_feedback, write_grades)
+                                             scores_from_gradebook, write_grades)
 from labkit.course.grading.records import GradeLine, Row, Run, Settings
 from labkit.course.grading.term import LOGS, Term
 
@@ -80,7 +80,8 @@ def write_term(term: Term, settings: Settings, layout: str, run: Run, before: di
         if sub.student in remark:
             sub.attention.append("to re-mark: " + ", ".join(remark[sub.student]))
     written = write_outputs(lines, subs, template, out, settings.lms, settings.lms_column, layout, log)
-    n = write_feedback(term.course, run.dir, template.assignment, out / "feedback", log)
+    from labkit.course.report import write_reports  # feedback pages, class report, returns: report/ builds on grading/
+    n = write_reports(term.course, out, lines, log)
     log(f"wrote {', '.join(str(p) for p in [out / 'grades.csv', out / 'changes.csv', *written])} "
         f"({len(lines)} rows, {changed} changed cells) and {n} feedback pages in {out / 'feedback'} "
         f"({time.perf_counter() - started:.0f} s); the course {term.course} holds {len(entries)} students")
