@@ -102,13 +102,17 @@ def plot_training_curves(histories, ylabel: str = "loss (nats per image)", title
     return _described(fig, ax, _curves_text(curves))
 
 
+def _span(losses: list[float]) -> str:
+    return number(losses[0]) if len(losses) == 1 else f"from {number(losses[0])} to {number(losses[-1])}"
+
+
 def _curves_text(curves: dict) -> str:
     """'Line chart of the loss per epoch, training solid, test dashed: VAE training from 200 to 150 ...'."""
     runs = []
     for name, (train, test) in curves.items():
-        run = f"{'' if name is None else f'{name} '}training from {number(train[0])} to {number(train[-1])}"
+        run = f"{'' if name is None else f'{name} '}training {_span(train)}"
         if test:
-            run += f", test from {number(test[0])} to {number(test[-1])}"
+            run += f", test {_span(test)}"
         runs.append(run + f" over {len(train)} epoch{'s' if len(train) > 1 else ''}")
     styles = "training solid, test dashed" if any(test for _, test in curves.values()) else "training"
     return f"Line chart of the loss per epoch ({styles}): {'; '.join(runs)}"

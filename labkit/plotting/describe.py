@@ -94,7 +94,6 @@ def _axis_text(ax, which: str) -> str:
 def _axes_text(ax) -> str:
     title = plain(ax.get_title())
     axes = [text for which in ("x", "y") if (text := _axis_text(ax, which))]
-    if not axes and not title:
+    if not axes:  # a panel of images: what it holds is in the figure's own sentence
         return ""
-    head = f"Panel {title}: " if title else ""
-    return head + ("; ".join(axes) if axes else "images only") + "."
+    return (f"Panel {title}: " if title else "") + "; ".join(axes) + "."
