@@ -1,6 +1,7 @@
 """The latent explorer: sliders for z and the image decoded from it, live in Jupyter (ipywidgets)."""
 from __future__ import annotations
 
+import functools
 import io
 from typing import Callable
 
@@ -54,6 +55,16 @@ def latent_explorer(decode_fn: Callable, latent_dim: int = 2, extent: float = 3.
     return _Explorer(widgets, decode_fn, latent_dim, extent, device or model_device, dtype, step, scale).box
 
 
+@functools.cache
+def _described_image(widgets):
+    """ipywidgets' Image with an (empty) ``description``: an Image is an <img>, and its tooltip (the title
+    attribute) is its text alternative, but ipywidgets 8's views read the tooltip only beside a description,
+    which Image lacks (the view then fails to render: "Cannot read properties of undefined")."""
+    from traitlets import Unicode
+
+    return type("DescribedImage", (widgets.Image,), {"description": Unicode("").tag(sync=True)})
+
+
 class _Explorer:
     """The widgets of :func:`latent_explorer` and their one callback, ``render``."""
 
@@ -61,8 +72,8 @@ class _Explorer:
         self.decode_fn, self.device, self.dtype = decode_fn, device, dtype
         self.panel = _LatentPosition(extent) if latent_dim == 2 else None
         size = f"{SIDE * scale}px"
-        # an Image widget is an <img>; its tooltip (the title attribute) is its text alternative
-        self.views = [widgets.Image(format="png", width=size, height=size) for _ in range(2 if self.panel else 1)]
+        image = _described_image(widgets)
+        self.views = [image(format="png", width=size, height=size) for _ in range(2 if self.panel else 1)]
         self.sliders = [widgets.FloatSlider(value=0.0, min=-extent, max=extent, step=step,
                                             description="z" + str(i + 1).translate(_SUBSCRIPTS),
                                             continuous_update=True, readout_format=".2f",
