@@ -197,9 +197,10 @@ def test_the_explorer_works_from_the_keyboard(scratch):
                            timeout=30_000)
     assert readouts.nth(1).inner_text().strip() == "0.25", readouts.nth(1).inner_text()
     assert image.get_attribute("src") != src and expected != alt
-    page.keyboard.press("End")
-    page.wait_for_function("el => el.getAttribute('title').endsWith('3.00)')", arg=image.element_handle(),
-                           timeout=30_000)
+    for key, z2 in (("End", "3.00"), ("PageDown", "2.75")):  # to the end; then back five steps
+        page.keyboard.press(key)
+        page.wait_for_function("([el, t]) => el.getAttribute('title') === t",
+                               arg=[image.element_handle(), f"Image decoded from z = (0.00, {z2})"], timeout=30_000)
     output.screenshot(path=str(OUT / "explorer-keyboard.png"))
 
 
