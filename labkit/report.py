@@ -94,15 +94,26 @@ def _slug(name: str) -> str:
     return name.split()[0].lower()
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A figure of the report: its caption (what to look for) and its alt text (what it shows:
+    ``labkit.plotting.describe``)."""
+
+    caption: str
+    alt: str
+
+
 class _Figures:
-    """Saves figures as PNG into ``out`` and remembers {file name: caption}."""
+    """Saves figures as PNG into ``out`` and remembers {file name: Shown}."""
 
     def __init__(self, out: Path):
         self.out, self.captions = out, {}
 
     def save(self, fig, name: str, caption: str) -> None:
+        from labkit.plotting import describe
+
         fig.savefig(self.out / name, dpi=110)
-        self.captions[name] = caption
+        self.captions[name] = Shown(caption, describe(fig))
         try:
             import matplotlib.pyplot as plt
 
@@ -111,8 +122,8 @@ class _Figures:
             pass
 
 
-def write_figures(out: Path, specs, models, results, data, seed) -> dict[str, str]:
-    """Save the lab's figures as PNG; returns {file name: caption}.
+def write_figures(out: Path, specs, models, results, data, seed) -> dict[str, Shown]:
+    """Save the lab's figures as PNG; returns {file name: Shown (caption, alt text)}.
 
     ``specs`` are ``labkit.lab.ModelSpec`` records (their ``encode``, ``in_reconstructions``
     and ``samples`` say which figures a model appears in), ``models`` {name: trained model},
@@ -160,18 +171,22 @@ def _sample_figures(figs: _Figures, plotting, name: str, model, seed: int) -> No
 # --------------------------------------------------------------------------- HTML
 
 
+# Contrast: body text #1a1a1a and notes #4d4d4d on white (over 8:1); links underlined; a visible
+# focus ring; the skip link shows when focused.
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1a1a1a;background:#fff}
 h1{font-weight:600} h2{margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:1em 0;font-variant-numeric:tabular-nums}
 th,td{padding:.35em .8em;border-bottom:1px solid #e5e5e5;text-align:right} th:first-child,td:first-child{text-align:left}
-th{background:#f6f6f6} figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
-figcaption{color:#555;font-size:.95em} .note{color:#555;font-size:.9em} code{background:#f3f3f3;padding:0 .2em}
+th{background:#f6f6f6} figure{margin:1.5em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#4d4d4d;font-size:.95em} .note{color:#4d4d4d;font-size:.9em} code{background:#f3f3f3;padding:0 .2em}
+a{color:#0b4f9c;text-decoration:underline} :focus-visible{outline:3px solid #b35900;outline-offset:2px}
+.skip{position:absolute;left:-10000px;top:auto} .skip:focus{position:static}
 """
 
 
 def _html_table(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    head = "".join(f'<th scope="col">{html.escape(str(h))}</th>' for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -179,20 +194,26 @@ def _html_table(header, rows) -> str:
 def _html_figures(out: Path, figures: dict[str, str]) -> str:
     """The figures as <figure> elements with the PNG inlined (data: URLs), so the page fetches nothing."""
     figs = []
-    for name, caption in figures.items():
+    for name, shown in figures.items():
+        caption, alt = (shown.caption, shown.alt) if isinstance(shown, Shown) else (shown, shown)
         data = base64.b64encode((out / name).read_bytes()).decode()
-        figs.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        figs.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "".join(figs)
 
 
-def write_report(out: Path, results, config, figures: dict[str, str]) -> None:
-    """``report.html``: the config, both tables and every figure, self-contained."""
+def write_report(out: Path, results, config, figures: dict) -> None:
+    """``report.html``: the config, both tables and every figure, self-contained; ``figures`` is
+    {file name: Shown} (or a plain caption, then also the alt text). Accessible: a language, a main
+    landmark and a link to skip to it, column headers, alt text that describes each figure,
+    visible focus and text contrast over 7:1."""
     kinds = "".join(f"<li>{html.escape(r.name)}: {html.escape(r.log_likelihood_kind)}</li>" for r in results if r.log_likelihood_kind)
     cfg = ", ".join(f"{k} = {v}" for k, v in config.items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>labkit lab report</title><style>{_CSS}</style></head>
 <body>
+<a class="skip" href="#main">Skip to the report</a>
+<main id="main">
 <h1>Unsupervised learning with variational autoencoders: lab report</h1>
 <p class="note">{html.escape(cfg)}</p>
 <h2>Models on the MNIST test set</h2>
@@ -203,6 +224,7 @@ Log-likelihoods in nats per image:</p><ul class="note">{kinds}</ul>
 {_html_table(["model", *map(str, DIGITS)], _per_digit_rows(results))}
 <h2>Figures</h2>
 {_html_figures(out, figures)}
+</main>
 </body></html>
 """
     (out / "report.html").write_text(page)

@@ -48,10 +48,12 @@ def no_pyplot_leftovers():
     assert plt.get_fignums() == [], "a plotting function left a figure open in pyplot"
 
 
-def test_digit_colors_are_tab10():
-    assert len(plotting.DIGIT_COLORS) == 10
-    tab10 = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
-    assert [matplotlib.colors.to_hex(c) for c in plotting.DIGIT_COLORS] == tab10
+def test_digit_colors_are_petroff10():
+    """The palette itself; that it stays distinguishable is tests/test_accessibility.py's."""
+    assert len(plotting.DIGIT_COLORS) == 10 == len(set(plotting.DIGIT_COLORS))
+    if "petroff10" in matplotlib.color_sequences:  # matplotlib >= 3.10
+        petroff10 = [matplotlib.colors.to_hex(c) for c in matplotlib.color_sequences["petroff10"]]
+        assert [matplotlib.colors.to_hex(c) for c in plotting.DIGIT_COLORS] == petroff10
 
 
 # --------------------------------------------------------------------------- show_images

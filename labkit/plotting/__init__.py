@@ -21,7 +21,10 @@ numpy arrays, and returns the matplotlib ``Figure``; none calls ``plt.show()``.
   ``plot_reconstructions``, ``plot_samples``) takes a sequence of one Axes per panel,
   or a Figure or SubFigure (``fig.subfigures(1, 2)[0]``) to make its panels in.
 
-Digits have the same colour everywhere: ``DIGIT_COLORS[d]`` (matplotlib's tab10).
+Digits have the same colour and marker everywhere: ``DIGIT_COLORS[d]`` (matplotlib's petroff10,
+distinguishable under the common colour-vision deficiencies) and ``DIGIT_MARKERS[d]``, so that no
+figure needs colour alone. Every figure has a description in words (what is plotted, the axes and
+their ranges): ``describe(fig)``; in Jupyter it is the alt text of the figure's image.
 Images are drawn with the grey scale fixed to [0, 1] (pixel values), so that
 images in one figure are comparable; pass ``vmin=None, vmax=None`` to scale
 each figure to its data instead. Integer images (uint8, 0..255) are divided by 255.
@@ -29,11 +32,13 @@ each figure to its data instead. Integer images (uint8, 0..255) are divided by 2
 Owns the figures, one module per kind: ``images`` (image grids, reconstructions,
 samples), ``latent`` (encodings, mean encodings, the latent grid), ``curves`` (training
 curves, errors per digit), ``explorer`` (the ipywidgets latent explorer); ``_common``
-holds the style, the input checks and the figure helpers they share. The numbers
+holds the style, the input checks and the figure helpers they share, ``palette`` the digits' colours and
+markers, ``describe`` the figures' descriptions and ``display`` how Jupyter shows them (with alt text). The numbers
 behind the figures (``per_digit_mean``, ``squared_errors``) are ``labkit.metrics``'.
 """
 from labkit.metrics import per_digit_mean  # kept here for notebooks written before labkit.metrics
-from labkit.plotting._common import DIGIT_COLORS, MODEL_COLORS
+from labkit.plotting._common import DIGIT_COLORS, DIGIT_MARKERS, MODEL_COLORS
+from labkit.plotting.describe import describe
 from labkit.plotting.curves import plot_errors_per_digit, plot_training_curves
 from labkit.plotting.explorer import latent_explorer
 from labkit.plotting.images import plot_reconstructions, plot_samples, show_images
@@ -41,6 +46,8 @@ from labkit.plotting.latent import latent_grid_points, plot_encodings, plot_late
 
 __all__ = [
     "DIGIT_COLORS",
+    "DIGIT_MARKERS",
+    "describe",
     "show_images",
     "plot_encodings",
     "plot_mean_encodings",

@@ -1,6 +1,7 @@
-"""What every figure module of labkit.plotting shares: the style, the colours, the input
-checks (torch or numpy in, numpy out, errors that name the argument) and the figure helpers
-(figures that pyplot does not keep, drawing into given axes, image mosaics).
+"""What every figure module of labkit.plotting shares: the style, the input checks (torch or numpy
+in, numpy out, errors that name the argument) and the figure helpers (figures that pyplot does not
+keep, drawing into given axes, image mosaics, a finished figure's description); the colours and
+markers come from ``palette``.
 
 Private: the figure modules import it; nothing outside labkit.plotting should.
 """
@@ -13,13 +14,9 @@ import matplotlib
 import numpy as np
 import torch
 
-#: One colour per digit 0..9 (matplotlib's tab10), used by every figure.
-DIGIT_COLORS: list[str] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-]
-#: Colours of models (training curves, grouped bars): Dark2, so that a model is never mistaken for a digit.
-MODEL_COLORS: list[str] = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+from labkit.plotting.describe import record
+from labkit.plotting.display import attach
+from labkit.plotting.palette import DIGIT_COLORS, DIGIT_MARKERS, MODEL_COLORS  # noqa: F401 (the figure modules import them from here)
 
 SIDE = 28
 N_PIXELS = SIDE * SIDE
@@ -161,6 +158,15 @@ def _root_figure(ax):
         fig = ax.figure
     plt.close(fig)
     return fig
+
+
+def _described(fig, axes, what: str):
+    """``fig``, finished: ``what`` (a sentence) recorded as the description of ``axes`` (one Axes or a
+    sequence), and the hook that shows it as alt text in Jupyter attached (``describe``, ``display``)."""
+    from matplotlib.axes import Axes
+
+    record(fig, [axes] if isinstance(axes, Axes) else list(axes), what)
+    return attach(fig)
 
 
 def _gray(cmap: str):

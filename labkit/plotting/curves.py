@@ -6,7 +6,8 @@ from typing import Mapping
 import matplotlib
 import numpy as np
 
-from labkit.plotting._common import _STYLE, DIGIT_COLORS, MODEL_COLORS, _as_mapping, _one_axes, _to_numpy
+from labkit.plotting._common import _STYLE, DIGIT_COLORS, MODEL_COLORS, _as_mapping, _described, _one_axes, _to_numpy
+from labkit.plotting.describe import number
 
 __all__ = ["plot_training_curves", "plot_errors_per_digit"]
 
@@ -98,7 +99,23 @@ def plot_training_curves(histories, ylabel: str = "loss (nats per image)", title
     _curves_legend(ax, curves, any_test)
     if title:
         ax.set_title(title)
-    return fig
+    return _described(fig, ax, _curves_text(curves))
+
+
+def _span(losses: list[float]) -> str:
+    return number(losses[0]) if len(losses) == 1 else f"from {number(losses[0])} to {number(losses[-1])}"
+
+
+def _curves_text(curves: dict) -> str:
+    """'Line chart of the loss per epoch, training solid, test dashed: VAE training from 200 to 150 ...'."""
+    runs = []
+    for name, (train, test) in curves.items():
+        run = f"{'' if name is None else f'{name} '}training {_span(train)}"
+        if test:
+            run += f", test {_span(test)}"
+        runs.append(run + f" over {len(train)} epoch{'s' if len(train) > 1 else ''}")
+    styles = "training solid, test dashed" if any(test for _, test in curves.values()) else "training"
+    return f"Line chart of the loss per epoch ({styles}): {'; '.join(runs)}"
 
 
 # --------------------------------------------------------------------------- errors per digit
@@ -151,4 +168,15 @@ def plot_errors_per_digit(errors, title: str | None = None, *,
     ax.margins(x=0.02)
     if title:
         ax.set_title(title)
-    return fig
+    return _described(fig, ax, _errors_text(values))
+
+
+def _errors_text(values: dict) -> str:
+    """'Bar chart of the error per digit: PCA highest for digit 2 (51.2), lowest for digit 1 (12.3)'."""
+    runs = []
+    for name, a in values.items():
+        hi, lo = int(np.nanargmax(a)), int(np.nanargmin(a))
+        runs.append(f"{'' if name is None else f'{name} '}highest for digit {hi} ({number(a[hi])}), "
+                    f"lowest for digit {lo} ({number(a[lo])})")
+    grouped = f", one bar per model ({', '.join(map(str, values))})" if len(values) > 1 else ", one bar per digit"
+    return f"Bar chart of a value per digit 0 to 9{grouped}: {'; '.join(runs)}"

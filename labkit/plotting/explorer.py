@@ -1,6 +1,7 @@
 """The latent explorer: sliders for z and the image decoded from it, live in Jupyter (ipywidgets)."""
 from __future__ import annotations
 
+import functools
 import io
 from typing import Callable
 
@@ -32,7 +33,9 @@ def latent_explorer(decode_fn: Callable, latent_dim: int = 2, extent: float = 3.
     ``decode_fn(z: (1, latent_dim)) -> (1, 784)``, called under ``torch.no_grad``. The
     image is shown ``scale`` times enlarged; for latent_dim == 2 a small panel shows
     where z lies (circles at 1 and 2 standard deviations of the prior). One update
-    renders two small PNGs (no new figures, nothing left open). Returns the ipywidgets
+    renders two small PNGs (no new figures, nothing left open). From the keyboard: Tab to a
+    slider's handle, then the arrow keys move it one ``step``, Page Up / Page Down five, Home / End
+    to its ends; each image says what it shows in its tooltip (its alt text). Returns the ipywidgets
     widget (display it as the last expression of a cell); without ipywidgets, or outside
     a running Jupyter kernel, prints a one-line note and returns the static
     :func:`plot_latent_grid` figure instead.
@@ -52,6 +55,16 @@ def latent_explorer(decode_fn: Callable, latent_dim: int = 2, extent: float = 3.
     return _Explorer(widgets, decode_fn, latent_dim, extent, device or model_device, dtype, step, scale).box
 
 
+@functools.cache
+def _described_image(widgets):
+    """ipywidgets' Image with an (empty) ``description``: an Image is an <img>, and its tooltip (the title
+    attribute) is its text alternative, but ipywidgets 8's views read the tooltip only beside a description,
+    which Image lacks (the view then fails to render: "Cannot read properties of undefined")."""
+    from traitlets import Unicode
+
+    return type("DescribedImage", (widgets.Image,), {"description": Unicode("").tag(sync=True)})
+
+
 class _Explorer:
     """The widgets of :func:`latent_explorer` and their one callback, ``render``."""
 
@@ -59,7 +72,8 @@ class _Explorer:
         self.decode_fn, self.device, self.dtype = decode_fn, device, dtype
         self.panel = _LatentPosition(extent) if latent_dim == 2 else None
         size = f"{SIDE * scale}px"
-        self.views = [widgets.Image(format="png", width=size, height=size) for _ in range(2 if self.panel else 1)]
+        image = _described_image(widgets)
+        self.views = [image(format="png", width=size, height=size) for _ in range(2 if self.panel else 1)]
         self.sliders = [widgets.FloatSlider(value=0.0, min=-extent, max=extent, step=step,
                                             description="z" + str(i + 1).translate(_SUBSCRIPTS),
                                             continuous_update=True, readout_format=".2f",
@@ -86,8 +100,12 @@ class _Explorer:
         buf = io.BytesIO()
         imsave(buf, np.kron(np.nan_to_num(img), self.block), cmap="gray", vmin=0.0, vmax=1.0, format="png")
         self.views[0].value = buf.getvalue()
+        z_text = "z = (" + ", ".join(f"{v:.2f}" for v in values) + ")"
+        self.views[0].tooltip = f"Image decoded from {z_text}"
         if self.panel is not None:
             self.views[1].value = self.panel.png(values[0], values[1])
+            self.views[1].tooltip = (f"Where {z_text} lies in the latent plane, z1 and z2 from {-self.panel.extent:g} "
+                                     f"to {self.panel.extent:g}; circles at 1 and 2 standard deviations of the prior")
 
     def zero(self, _button) -> None:
         for s in self.sliders:
@@ -119,7 +137,7 @@ class _LatentPosition:
             ax.set_xlabel("$z_1$", labelpad=0)
             ax.set_ylabel("$z_2$", labelpad=0)
             ax.tick_params(labelsize=7, length=2, pad=1)
-        self.dpi = dpi
+        self.dpi, self.extent = dpi, extent
 
     def png(self, z1: float, z2: float) -> bytes:
         self.point.set_data([z1], [z2])

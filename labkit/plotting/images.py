@@ -14,9 +14,10 @@ import torch
 
 from labkit.metrics import squared_errors
 from labkit.plotting._common import (
-    _STYLE, DIGIT_COLORS, SIDE, _as_digits, _as_images, _as_mapping, _default_ncol, _draw_mosaic, _mosaic, _one_axes,
-    _panels, _to_numpy,
+    _STYLE, DIGIT_COLORS, SIDE, _as_digits, _as_images, _as_mapping, _default_ncol, _described, _draw_mosaic, _mosaic,
+    _one_axes, _panels, _to_numpy,
 )
+from labkit.plotting.describe import number, numbers
 
 __all__ = ["show_images", "plot_reconstructions", "plot_samples"]
 
@@ -44,23 +45,34 @@ def show_images(images, nrow: int | None = None, labels=None, title: str | None 
     tile = min(1.2, 7.0 / ncol, 9.0 / rows) if width is None else width / ncol
     fig, ax, own = _one_axes(ax, (max(ncol * tile, 1.5), rows * tile + (0.35 if title else 0.0)))
     _draw_mosaic(ax, _mosaic(imgs, ncol, pad), cmap, vmin, vmax)
-    if labels is not None:
-        _label_tiles(ax, labels, n, ncol, pad, size=float(np.clip(tile * 72 * 0.28, 5, 10)))
+    shown = _label_tiles(ax, labels, n, ncol, pad, size=float(np.clip(tile * 72 * 0.28, 5, 10))) if labels is not None else []
     if title:
         fig.suptitle(title) if own else ax.set_title(title)
-    return fig
+    labelled = f", labelled {numbers(shown)}" if shown else ""
+    return _described(fig, ax, f"A grid of {n} images, {rows} row{'s' if rows > 1 else ''} of {ncol}, "
+                               f"{_grey_scale(vmin, vmax)}{labelled}")
 
 
-def _label_tiles(ax, labels, n: int, ncol: int, pad: int, size: float) -> None:
+def _grey_scale(vmin, vmax) -> str:
+    if vmin is None or vmax is None:
+        return "grey levels scaled to the images"
+    return f"grey levels from {number(vmin)} (black) to {number(vmax)} (white)"
+
+
+def _label_tiles(ax, labels, n: int, ncol: int, pad: int, size: float) -> list[str]:
+    """Write each label in the corner of its image; returns the labels as written."""
     text = list(_to_numpy(labels, "labels").reshape(-1)) if not isinstance(labels, (list, tuple)) else list(labels)
     if len(text) != n:
         raise ValueError(f"labels must have one entry per image ({n}), got {len(text)}")
+    written = []
     for i, lab in enumerate(text):
         r, c = divmod(i, ncol)
         digit = _digit_or_none(lab)
-        ax.text(c * (SIDE + pad) + 1, r * (SIDE + pad) + 0.5, str(lab if digit is None else digit),
+        written.append(str(lab if digit is None else digit))
+        ax.text(c * (SIDE + pad) + 1, r * (SIDE + pad) + 0.5, written[-1],
                 color=DIGIT_COLORS[digit] if digit is not None else "white",
                 fontsize=size, fontweight="bold", ha="left", va="top")
+    return written
 
 
 def _digit_or_none(value) -> int | None:
@@ -135,7 +147,21 @@ def plot_reconstructions(originals, reconstructions, n: int = 10, labels=None, t
         holder.supxlabel("under each reconstruction: squared error summed over the 784 pixels", fontsize=8, color="0.3")
     if title:
         holder.suptitle(title)
-    return fig
+    return _described(fig, axes, _reconstructions_text(X, rows, digits, show_errors))
+
+
+def _reconstructions_text(X, rows: dict, digits, show_errors: bool) -> str:
+    n = X.shape[0]
+    text = (f"{n} images in the top row (original) and, in the row below for each, their reconstructions by "
+            f"{', '.join(rows)}")
+    if digits is not None:
+        text += f"; the digits are {numbers(digits.tolist())}"
+    if show_errors:
+        X_flat = torch.from_numpy(X.reshape(n, -1)).double()
+        mean = [f"{name} {number(squared_errors(torch.from_numpy(R.reshape(n, -1)).double(), X_flat).mean().item())}"
+                for name, R in rows.items()]
+        text += f"; mean squared error: {', '.join(mean)}"
+    return text
 
 
 # --------------------------------------------------------------------------- samples
@@ -183,7 +209,8 @@ def plot_samples(sample_fn: Callable, temperatures=(0.5, 1.0, 1.5), n: int = 16,
         ax.set_title(f"T = {_fmt_temperature(t)}")
     if title:
         holder.suptitle(title)
-    return fig
+    return _described(fig, axes, f"Samples from the model at temperature {', '.join(map(_fmt_temperature, temps))}: "
+                                 f"one grid of {n} images per temperature, {_grey_scale(vmin, vmax)}")
 
 
 def _fmt_temperature(t: float) -> str:

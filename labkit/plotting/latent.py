@@ -1,5 +1,5 @@
-"""The latent space: encodings as scatter plots coloured by digit, the mean encoding of each
-digit, and the images decoded from a grid of latent points."""
+"""The latent space: encodings as scatter plots coloured and shaped by digit, the mean encoding of
+each digit, and the images decoded from a grid of latent points."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,9 +10,11 @@ import torch
 
 from labkit.metrics import per_digit_mean
 from labkit.plotting._common import (
-    _STYLE, DIGIT_COLORS, SIDE, _as_digits, _as_images, _as_matrix, _draw_mosaic, _model_device_dtype, _mosaic,
-    _one_axes, _panels, _rng_subset,
+    _STYLE, DIGIT_COLORS, DIGIT_MARKERS, SIDE, _as_digits, _as_images, _as_matrix, _described, _draw_mosaic,
+    _model_device_dtype, _mosaic, _one_axes, _panels, _rng_subset,
 )
+from labkit.plotting.describe import number, numbers
+from labkit.plotting.palette import marker_paths
 
 __all__ = ["plot_encodings", "plot_mean_encodings", "plot_latent_grid", "latent_grid_points"]
 
@@ -20,13 +22,21 @@ __all__ = ["plot_encodings", "plot_mean_encodings", "plot_latent_grid", "latent_
 def _digit_legend(fig, loc="outside right center"):
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", linestyle="", markersize=7, markeredgewidth=0, color=c) for c in DIGIT_COLORS]
+    handles = [Line2D([], [], marker=m, linestyle="", markersize=7, markeredgewidth=0, color=c)
+               for c, m in zip(DIGIT_COLORS, DIGIT_MARKERS)]
     return fig.legend(handles, [str(d) for d in range(10)], title="digit", loc=loc, handletextpad=0.2,
                       labelspacing=0.45, borderaxespad=0.2)
 
 
 def _digit_colors(y: np.ndarray) -> np.ndarray:
     return np.asarray([matplotlib.colors.to_rgb(c) for c in DIGIT_COLORS])[y]
+
+
+def _digit_scatter(ax, Z: np.ndarray, y: np.ndarray, size: float, alpha: float):
+    """One scatter collection (one random drawing order) with each point in its digit's colour and marker."""
+    points = ax.scatter(Z[:, 0], Z[:, 1], c=_digit_colors(y), s=size, alpha=alpha, linewidths=0, rasterized=True)
+    points.set_paths(marker_paths(y))
+    return points
 
 
 def _encoding_panels(Z_train, y_train, Z_test, y_test):
@@ -62,8 +72,8 @@ def plot_encodings(Z_train, y_train, Z_test=None, y_test=None, title: str | None
                                 sharex=True, sharey=True)
     for ax, (name, Z, y) in zip(axes, panels):
         idx = _rng_subset(Z.shape[0], max_points, seed)
-        size = s if s is not None else (3.0 if len(idx) > 3000 else 8.0)
-        ax.scatter(Z[idx, 0], Z[idx, 1], c=_digit_colors(y[idx]), s=size, alpha=alpha, linewidths=0, rasterized=True)
+        size = s if s is not None else (5.0 if len(idx) > 3000 else 12.0)
+        _digit_scatter(ax, Z[idx], y[idx], size, alpha)
         shown = f"{len(idx):,} of {Z.shape[0]:,} images" if len(idx) < Z.shape[0] else f"{Z.shape[0]:,} images"
         ax.set_title(f"{name} ({shown})" if len(panels) == 2 else shown)
         ax.set_xlabel("$z_1$")
@@ -73,7 +83,9 @@ def plot_encodings(Z_train, y_train, Z_test=None, y_test=None, title: str | None
     note = f"$z_1$ and $z_2$ of {M} latent dimensions" if M > 2 else ""
     if title or note:
         holder.suptitle(f"{title} ({note})" if title and note else (title or note))
-    return fig
+    coords = "the first two coordinates of the encodings" if M > 2 else "the 2-D encodings"
+    return _described(fig, axes, f"Scatter plot of {coords}, one point per image, each digit 0 to 9 in its own "
+                                 f"colour and marker shape (legend: digit)")
 
 
 @matplotlib.rc_context(_STYLE)
@@ -93,8 +105,11 @@ def plot_mean_encodings(Z, y, ax=None, title: str | None = None, *, background: 
     fig, ax, _ = _one_axes(ax, (5.0, 4.6))
     if background:
         idx = _rng_subset(Z.shape[0], max_points, seed)
-        ax.scatter(Z[idx, 0], Z[idx, 1], c=_digit_colors(y[idx]), s=3, alpha=0.12, linewidths=0, rasterized=True)
-    outline = [patheffects.withStroke(linewidth=3, foreground="white")]
+        _digit_scatter(ax, Z[idx], y[idx], 4.0, 0.12)
+    # a white halo over the scatter, and a thin dark edge: the light colours of the palette keep a
+    # 3:1 contrast against the white background (WCAG 1.4.11)
+    outline = [patheffects.Stroke(linewidth=4, foreground="white"), patheffects.Stroke(linewidth=1.3, foreground="0.15"),
+               patheffects.Normal()]
     for d in range(10):
         if np.all(np.isfinite(means[d])):
             ax.text(means[d, 0], means[d, 1], str(d), color=DIGIT_COLORS[d], fontsize=17, fontweight="bold",
@@ -107,7 +122,10 @@ def plot_mean_encodings(Z, y, ax=None, title: str | None = None, *, background: 
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     ax.set_title(title if title else "mean encoding of each digit")
-    return fig
+    where = numbers([f"{d} at ({number(means[d, 0])}, {number(means[d, 1])})" for d in range(10)
+                     if np.all(np.isfinite(means[d]))])
+    return _described(fig, ax, f"The mean encoding of each digit, drawn as the digit's character: {where}"
+                               + (", over a faint scatter of the encodings" if background else ""))
 
 
 # --------------------------------------------------------------------------- latent grid
@@ -199,4 +217,7 @@ def plot_latent_grid(decode_fn: Callable, n: int = 15, extent: float = 3.0, late
     if title or note:
         text = f"{title} ({note})" if title and note else (title or note)
         fig.suptitle(text) if own else ax.set_title(text)
-    return fig
+    v = _grid_values(n, extent, quantiles).numpy()
+    spread = "at standard normal quantiles" if quantiles else "evenly spaced"
+    return _described(fig, ax, f"Images decoded from a {n} by {n} grid of latent points, z1 increasing to the right "
+                               f"and z2 upward, {spread} from {number(v[0])} to {number(v[-1])}")

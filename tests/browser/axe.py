@@ -51,3 +51,24 @@ def assert_clean(page, context=None) -> Scan:
     result = scan(page, context)
     assert not result.blocking, f"axe on {result.url}:\n" + "\n".join(result.lines(result.blocking))
     return result
+
+
+_INSIDE_JS = """([violations, selector]) => violations.map(v => v.nodes.map(n => {
+  const target = Array.isArray(n.target[0]) ? n.target[0][0] : n.target[0];
+  let el = null;
+  try { el = document.querySelector(target); } catch (e) { el = null; }
+  return !!(el && el.closest(selector));
+}))"""
+
+
+def partition(page, result: Scan, selector: str) -> tuple[list[dict], list[dict]]:
+    """``result``'s violations split by where their nodes are: (inside an element matching
+    ``selector``, everywhere else); a violation with nodes in both is in both, each with its own nodes."""
+    flags = page.evaluate(_INSIDE_JS, [result.violations, selector])
+    inside, outside = [], []
+    for violation, inner in zip(result.violations, flags):
+        for keep, bucket in ((True, inside), (False, outside)):
+            nodes = [n for n, f in zip(violation.get("nodes", []), inner) if f == keep]
+            if nodes:
+                bucket.append({**violation, "nodes": nodes})
+    return inside, outside

@@ -86,3 +86,24 @@ class Offline:
         else:
             self.outside.append(url)
             route.abort("internetdisconnected")
+
+
+def launched_or_skip():
+    """A module fixture's body: Chromium launched through Playwright (yielded, closed after), or the
+    test skipped saying why; under CI=true it fails instead, unless .ci/run set LABKIT_NO_BROWSER
+    because it could not install Chromium."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        told = os.environ.get("LABKIT_NO_BROWSER")
+        if in_ci() and not told:
+            pytest.fail(f"CI=true, but the browser tests cannot run: {reason}. .ci/run installs Debian's chromium "
+                        "and sets LABKIT_NO_BROWSER when it cannot.")
+        pytest.skip(f"no browser tests: {told or reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
