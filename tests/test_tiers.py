@@ -214,3 +214,36 @@ def test_two_workers_execute_each_notebook_once_and_both_read_it(tmp_path, monke
         for run in runs:
             run.stop(interrupted=False)
     assert sorted(p.name.rsplit("-", 1)[0] for p in calls.iterdir()) == sorted(executed.NOTEBOOKS)
+
+
+def _kernels_of(pid: int) -> list[int]:
+    """The ipykernel processes whose parent is ``pid`` (zombies aside)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"ipykernel" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_an_execution_of_the_answer_key_leaves_no_kernel_running(tmp_path, monkeypatch):
+    """scripts/seed_ranges.py's execute shuts its kernel down (it outlived every execution before,
+    as long as the process that asked for it)."""
+    import nbformat
+
+    from helpers import executed
+
+    seed_ranges = executed.script("seed_ranges")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 2.5")]), tmp_path / "tiny.ipynb")
+    monkeypatch.setattr(seed_ranges, "SOLUTIONS", tmp_path)
+    monkeypatch.setitem(seed_ranges.MEASURES, "tiny", "_values = {'x': x}")
+    before = set(_kernels_of(os.getpid()))
+    nb, values = seed_ranges.execute("tiny", 0)
+    assert values == {"x": 2.5} and nb.cells[0].source == "x = 2.5"
+    assert set(_kernels_of(os.getpid())) - before == set()
