@@ -2,7 +2,8 @@
 
 Tests that need the real MNIST use `mnist_root` (or `mnist_train`, `mnist_test`) and are skipped,
 with the reason, only when LABKIT_DATA is unset. The tiers (README "Development"):
-``make check`` runs ``-m "not slow and not browser and not cluster"``, ``make test`` everything.
+``make check`` runs ``-m "not slow and not browser and not cluster"``, ``make test`` everything:
+on two xdist workers (``helpers.workers``: the groups, one thread each), then the ``alone`` tests.
 """
 import os
 from pathlib import Path
