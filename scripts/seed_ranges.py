@@ -119,7 +119,9 @@ def execute(name: str, seed: int = 0, timeout: int = 1800, allow_errors: bool = 
         km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
         client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(SOLUTIONS)}})
-        with client.setup_kernel(env=kernel_env()):
+        # cleanup_kc: nbclient shuts down only the kernels of managers it made itself; without it
+        # the kernel (busy at ~10% of a core) outlived the execution as long as its process did
+        with client.setup_kernel(env=kernel_env(), cleanup_kc=True):
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type == "code":
                     client.execute_cell(cell, index)

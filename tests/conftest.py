@@ -2,7 +2,8 @@
 
 Tests that need the real MNIST use `mnist_root` (or `mnist_train`, `mnist_test`) and are skipped,
 with the reason, only when LABKIT_DATA is unset. The tiers (README "Development"):
-``make check`` runs ``-m "not slow and not browser and not cluster"``, ``make test`` everything.
+``make check`` runs ``-m "not slow and not browser and not cluster"``, ``make test`` everything:
+on two xdist workers (``helpers.workers``: the groups, one thread each), then the ``alone`` tests.
 """
 import os
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 # instructor's checkout's only.
 INSTRUCTOR = (Path(__file__).parent / "helpers").is_dir()
 if INSTRUCTOR:
-    from helpers import course, executed, markers
+    from helpers import course, executed, markers, workers
+
+    workers.one_thread()  # under xdist: one CPU thread per worker, before the tests import torch
 
 
 def mnist_dir() -> str | None:
@@ -52,22 +55,25 @@ if INSTRUCTOR:
         items[:] = executed.replace_nbval_items(session, items)
         markers.apply(items, course.slow_entry_points())
         executed.run_last(items)
+        workers.group(items, ungrouped=executed.needs_execution)  # read by --dist loadgroup
+        workers.slow_first(items, last=executed.needs_execution)
 
     def pytest_collection_finish(session):
         executed.start(session)
 
-    def pytest_sessionfinish(session):
-        executed.stop(session)
+    def pytest_sessionfinish(session, exitstatus):
+        executed.stop(session, exitstatus)
 
     @pytest.fixture(scope="session", autouse=True)
-    def shared_templates():
-        """Every in-process autograde run of the session copies one template course per solutions
-        folder instead of running nbgrader generate_assignment again (helpers.course.Templates)."""
-        templates, patch = course.Templates(), pytest.MonkeyPatch()
+    def shared_templates(request):
+        """Every in-process autograde run of the session (of every xdist worker) copies one template
+        course per solutions folder instead of running nbgrader generate_assignment again
+        (helpers.course.Templates; the folder goes with pytest's basetemp)."""
+        templates = course.Templates(workers.run_folder(request.config, "labkit-templates"))
+        patch = pytest.MonkeyPatch()
         templates.patch(patch)
         yield templates
         patch.undo()
-        templates.close()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(item):

@@ -344,6 +344,7 @@ def status(rows, student, notebook):
     return rows[student, notebook]["status"]
 
 
+@pytest.mark.as_user
 def test_item1_tags_cannot_forge_a_full_mark(attacked):
     _, rows, _, _, _ = attacked
     for n in NOTEBOOKS:
@@ -351,6 +352,7 @@ def test_item1_tags_cannot_forge_a_full_mark(attacked):
         assert status(rows, "tagger", n).startswith("graded; changed tags of graded cells"), status(rows, "tagger", n)
 
 
+@pytest.mark.as_user
 def test_item5_a_lying_zip_entry_is_cut_and_the_rest_graded(attacked):
     _, rows, _, _, _ = attacked
     assert_scores(rows["bomb", "1_squares"], AUTO["1_squares"])
@@ -358,6 +360,7 @@ def test_item5_a_lying_zip_entry_is_cut_and_the_rest_graded(attacked):
     assert status(rows, "bomb", "2_lists").startswith("missing; 2_lists.ipynb is larger than 1 MB (not graded)")
 
 
+@pytest.mark.as_user
 def test_item6_output_is_capped_in_bytes_everywhere_and_failing_tests_still_fail(attacked):
     root, rows, _, _, _ = attacked
     assert_scores(rows["loud", "1_squares"], {"test_square": 1, "test_add": 0})
@@ -372,6 +375,7 @@ def test_item6_output_is_capped_in_bytes_everywhere_and_failing_tests_still_fail
     assert errors and errors[0].ename == "AssertionError"
 
 
+@pytest.mark.as_user
 def test_item7_invalid_utf8_from_the_kernel_is_decoded_with_replacement(attacked):
     root, rows, _, _, _ = attacked
     for n in NOTEBOOKS:
@@ -380,6 +384,7 @@ def test_item7_invalid_utf8_from_the_kernel_is_decoded_with_replacement(attacked
     (root / "out" / "logs" / "badbytes.txt").read_text(encoding="utf-8")  # valid UTF-8
 
 
+@pytest.mark.as_user
 def test_item8_feedback_pages_run_no_student_script(attacked):
     root, rows, _, _, _ = attacked
     assert_scores(rows["xss", "1_squares"], AUTO["1_squares"])
@@ -398,6 +403,7 @@ def test_item8_feedback_pages_run_no_student_script(attacked):
     assert shown and not any("<script" in text or "javascript" in text for text in shown)
 
 
+@pytest.mark.as_user
 def test_item9_outputs_are_private_whatever_the_umask(attacked):
     root, _, _, _, _ = attacked
     for top in (root / "out", root / "course"):
@@ -409,6 +415,7 @@ def test_item9_outputs_are_private_whatever_the_umask(attacked):
             assert stat.S_IMODE(path.stat().st_mode) == want, path
 
 
+@pytest.mark.as_user
 def test_item11_special_files_and_duplicate_entries(attacked):
     _, rows, _, _, waited = attacked
     assert not waited, f"the run waited on the FIFOs {waited}"
@@ -420,6 +427,7 @@ def test_item11_special_files_and_duplicate_entries(attacked):
     assert_scores(rows["dup", "2_lists"], AUTO["2_lists"])
 
 
+@pytest.mark.as_user
 def test_contained_zip_slip_links_kernelspec_edited_tests_deep_and_huge(attacked):
     root, rows, _, _, _ = attacked
     for n in NOTEBOOKS:  # names are made relative: graded, written nowhere else
@@ -437,6 +445,7 @@ def test_contained_zip_slip_links_kernelspec_edited_tests_deep_and_huge(attacked
     assert status(rows, "deep", "2_lists").startswith("missing; 2_lists.ipynb is larger than 1 MB")
 
 
+@pytest.mark.as_user
 def test_every_attacker_has_its_rows_and_the_run_says_its_mode(attacked):
     _, rows, lines, mode, _ = attacked
     students = {s for s, _ in rows}
@@ -503,6 +512,7 @@ def flooded(request, tmp_path_factory):
     return root, load_csv(root / "out" / "grades.csv")
 
 
+@pytest.mark.as_user
 @pytest.mark.parametrize("student", sorted(FLOODS))
 def test_item4_every_kept_byte_is_weighed_and_a_flood_keeps_a_cut_notebook(flooded, student):
     """Display-id updates count once per output they fill, metadata and widget buffers count,

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_AS_USER = ROOT / "tests" / "run_as_user.py"
 IS_ROOT = os.geteuid() == 0
 USER = os.environ.get("LABKIT_TEST_USER") or ("labkit-grader" if os.environ.get("CI") == "true" else None)
-pytestmark = pytest.mark.slow  # every test here runs `labkit autograde` in a subprocess
+# every test here runs `labkit autograde` in a subprocess, and compares root's run with an ordinary user's
+pytestmark = [pytest.mark.slow, pytest.mark.as_user]
 NEEDS_USER = pytest.mark.skipif(IS_ROOT and USER is None, reason=(
     "started as root without an ordinary user to grade as: set LABKIT_TEST_USER=NAME "
     "(created when missing) or run the suite as an ordinary user"))

@@ -183,6 +183,7 @@ def test_empty_notebook_gets_every_graded_cell_back():
     assert problem is None and notes == ["restored deleted cells intro, mean, test_mean, largest, test_largest"]
 
 
+@pytest.mark.as_user
 def test_sandbox_limits_apply(tmp_path):
     """The kernel's Python starts under the sandbox; with too little memory it cannot."""
     mode = sandbox_mode()
@@ -289,6 +290,7 @@ def graded_class(tmp_path_factory):
     return root, load_csv(root / "out" / "grades.csv"), before == after, lines
 
 
+@pytest.mark.as_user
 def test_every_submission_has_rows_and_originals_are_untouched(graded_class):
     root, rows, untouched, _ = graded_class
     assert untouched
@@ -299,6 +301,7 @@ def test_every_submission_has_rows_and_originals_are_untouched(graded_class):
         assert {(student, n) for n in NOTEBOOKS} <= set(rows)
 
 
+@pytest.mark.as_user
 def test_solutions_get_full_marks_and_the_stray_is_reported(graded_class):
     _, rows, _, _ = graded_class
     alice = "Alice-Smith_1001"
@@ -312,6 +315,7 @@ def test_solutions_get_full_marks_and_the_stray_is_reported(graded_class):
     assert stray["status"].startswith("unrecognised notebook") and stray["total"] == ""
 
 
+@pytest.mark.as_user
 def test_untouched_student_versions_get_zero(graded_class):
     _, rows, _, _ = graded_class
     for n in NOTEBOOKS:
@@ -320,6 +324,7 @@ def test_untouched_student_versions_get_zero(graded_class):
     assert rows["bob", "1_squares"]["why"] == "0"  # an untouched written answer scores zero
 
 
+@pytest.mark.as_user
 def test_one_wrong_function_loses_that_cell_and_edited_tests_are_replaced(graded_class):
     _, rows, _, _ = graded_class
     assert_scores(rows["carol", "1_squares"], {"test_square": 1, "test_add": 0})
@@ -327,6 +332,7 @@ def test_one_wrong_function_loses_that_cell_and_edited_tests_are_replaced(graded
     assert "edited locked cells test_largest (the originals were run)" in rows["carol", "2_lists"]["status"]
 
 
+@pytest.mark.as_user
 def test_deleted_cells_are_restored_and_duplicates_noted(graded_class):
     _, rows, _, _ = graded_class
     assert float(rows["carol", "1_squares"]["test_square"]) == 1  # restored, and run
@@ -335,6 +341,7 @@ def test_deleted_cells_are_restored_and_duplicates_noted(graded_class):
     assert "duplicate grade_id mean (the last copy was graded)" in rows["carol", "2_lists"]["status"]
 
 
+@pytest.mark.as_user
 def test_endless_loop_times_out_and_invalid_file_says_why(graded_class):
     _, rows, _, _ = graded_class
     row = rows["frank", "1_squares"]
@@ -344,6 +351,7 @@ def test_endless_loop_times_out_and_invalid_file_says_why(graded_class):
     assert row["status"].startswith("invalid notebook: not JSON") and row["total"] == "0"
 
 
+@pytest.mark.as_user
 def test_student_code_sees_no_secrets_and_memory_hog_hits_the_limit(graded_class):
     root, rows, _, _ = graded_class
     assert_scores(rows["hank", "1_squares"], AUTO["1_squares"])
@@ -357,6 +365,7 @@ def test_student_code_sees_no_secrets_and_memory_hog_hits_the_limit(graded_class
     assert result.group(1) == "0", result.group(2)
 
 
+@pytest.mark.as_user
 def test_killed_kernel_costs_only_its_notebook(graded_class):
     _, rows, _, _ = graded_class
     assert rows["judy", "2_lists"]["status"].startswith("kernel died")
@@ -364,6 +373,7 @@ def test_killed_kernel_costs_only_its_notebook(graded_class):
     assert_scores(rows["judy", "1_squares"], AUTO["1_squares"])
 
 
+@pytest.mark.as_user
 def test_empty_and_stray_submissions_have_rows(graded_class):
     _, rows, _, _ = graded_class
     assert rows["zed", "1_squares"]["status"] == "missing (no notebook in the submission)"
@@ -371,6 +381,7 @@ def test_empty_and_stray_submissions_have_rows(graded_class):
     assert rows["readme.txt", "readme.txt"]["status"].startswith("ignored")
 
 
+@pytest.mark.as_user
 def test_grading_mode_feedback_and_logs(graded_class):
     root, _, _, lines = graded_class
     html = (root / "out" / "feedback" / "bob" / "1_squares.html").read_text()
@@ -381,6 +392,7 @@ def test_grading_mode_feedback_and_logs(graded_class):
     assert any(line.startswith("isolation: ") for line in lines)
 
 
+@pytest.mark.as_user
 def test_kept_course_exports_the_same_grades(graded_class, tmp_path):
     root, _, _, _ = graded_class
     course = root / "course"
@@ -402,6 +414,7 @@ def part_of_class(graded_class, dest: Path, names: tuple[str, ...]) -> tuple[Pat
     return subs, "".join(line for line in lines if line.startswith(keep))
 
 
+@pytest.mark.as_user
 def test_grading_twice_gives_the_same_bytes(graded_class, tmp_path):
     """The command line, on part of the class: same header and same rows, byte for byte."""
     from labkit.cli import main
@@ -413,6 +426,7 @@ def test_grading_twice_gives_the_same_bytes(graded_class, tmp_path):
     assert (tmp_path / "out" / "grades.csv").read_text() == expected
 
 
+@pytest.mark.as_user
 def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path, monkeypatch):
     """If the merge into one class gradebook fails at the very end, grades.csv comes from each
     student's own gradebook: the same bytes, and a warning that says what is missing."""
@@ -434,6 +448,7 @@ def test_a_failed_class_gradebook_still_gives_every_grade(graded_class, tmp_path
 # --------------------------------------------------------------------------- the real lab
 
 
+@pytest.mark.as_user
 @pytest.mark.slow
 @pytest.mark.mnist
 def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_path):
@@ -469,6 +484,7 @@ def test_real_lab_solutions_full_marks_student_versions_zero(mnist_root, tmp_pat
         assert float(rows["teacher", n][gid]) == points, (n, gid)
 
 
+@pytest.mark.as_user
 def test_cpu_time_limit_and_the_command_from_anywhere_without_an_activated_venv(tmp_path):
     """`.venv/bin/labkit autograde`, run from another folder with the venv's bin/ off PATH (nbgrader
     must still find alembic): a notebook that burns processor time is stopped by --cpu-limit, the

@@ -226,6 +226,7 @@ def canvas_class(tmp_path_factory):
     return root / "out", table
 
 
+@pytest.mark.as_user
 def test_canvas_class_grades(canvas_class):
     out, _ = canvas_class
     rows = load_csv(out / "grades.csv")
@@ -242,6 +243,7 @@ def test_canvas_class_grades(canvas_class):
     assert rows["youngkim_1005", "2_lists"]["status"] == "graded; not on the roster"
 
 
+@pytest.mark.as_user
 def test_canvas_class_summary_every_row(canvas_class):
     out, _ = canvas_class
     assert rows_of(out / "summary.csv") == [
@@ -258,6 +260,7 @@ def test_canvas_class_summary_every_row(canvas_class):
     ]
 
 
+@pytest.mark.as_user
 def test_canvas_class_canvas_import_every_row(canvas_class):
     out, _ = canvas_class
     assert rows_of(out / "canvas-import.csv") == [
@@ -272,6 +275,7 @@ def test_canvas_class_canvas_import_every_row(canvas_class):
     ]
 
 
+@pytest.mark.as_user
 def test_canvas_class_moodle_import_every_row(canvas_class):
     """The roster's SIS ids are the Moodle ID number and username; the student not on it has neither."""
     out, _ = canvas_class
@@ -285,6 +289,7 @@ def test_canvas_class_moodle_import_every_row(canvas_class):
     ]
 
 
+@pytest.mark.as_user
 def test_kept_course_writes_the_same_summary_and_imports(canvas_class, tmp_path):
     """`labkit autograde --from-course` (after the formgrader) writes every file again, the same bytes."""
     from labkit.cli import main
@@ -301,6 +306,7 @@ def doc_blocks() -> list[str]:
     return re.findall(r"^```[a-z]*\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
 
 
+@pytest.mark.as_user
 def test_the_docs_show_the_test_classes(canvas_class, tmp_path):
     """docs/instructors.md's trees, roster and outputs are this file's classes and what grading wrote."""
     blocks = doc_blocks()
@@ -342,6 +348,7 @@ def moodle_download(folder: Path) -> Path:
     return subs.folder
 
 
+@pytest.mark.as_user
 def test_moodle_class_with_its_grading_worksheet(tmp_path):
     """Moodle's download (two students named Jane Smith, one not on the worksheet) and its grading
     worksheet as the roster: every row of summary.csv and moodle-import.csv."""

@@ -92,6 +92,7 @@ def published(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- contents
 
 
+@pytest.mark.as_user
 def test_the_tree_holds_what_a_student_needs_and_nothing_else(published):
     files = set(tree(published))
     for needed in ("README.md", "pyproject.toml", "environment.yml", "LICENSE", ".gitignore",
@@ -112,6 +113,7 @@ def test_the_tree_holds_what_a_student_needs_and_nothing_else(published):
             assert (published / name).read_bytes() == (ROOT / name).read_bytes(), name
 
 
+@pytest.mark.as_user
 def test_no_secret_line_anywhere_in_the_published_tree(published):
     secret = independent_secrets()
     assert key(SOLUTION_LINE) in secret and len(secret) > 100  # the check has something to find
@@ -132,6 +134,7 @@ def test_no_secret_line_anywhere_in_the_published_tree(published):
     assert pub.scan(ROOT, tree(published)) == []
 
 
+@pytest.mark.as_user
 def test_the_published_tree_builds_offline_and_its_command_lacks_the_instructor_tools(published, tmp_path):
     published = shutil.copytree(published, tmp_path / "students")  # building writes build/ beside it
     out = tmp_path / "wheel"
@@ -172,6 +175,7 @@ def fill_in(student_nb, solution_nb):
     return student_nb
 
 
+@pytest.mark.as_user
 @pytest.mark.mnist
 @pytest.mark.slow
 def test_published_notebooks_run_alone_with_the_solutions_filled_in(published, tmp_path, mnist_root, monkeypatch):
@@ -212,12 +216,14 @@ def test_published_notebooks_run_alone_with_the_solutions_filled_in(published, t
 # --------------------------------------------------------------------------- same bytes, .git untouched
 
 
+@pytest.mark.as_user
 def test_two_publishes_are_byte_identical(published, tmp_path):
     again = tmp_path / "again"
     pub.publish(again, release_check=False, force=True, log=lambda *a: None)
     assert tree(again) == tree(published)
 
 
+@pytest.mark.as_user
 def test_publishing_into_a_git_checkout_replaces_tracked_files_and_leaves_git_alone(published, tmp_path):
     dest = tmp_path / "clone"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(dest)]

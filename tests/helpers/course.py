@@ -156,36 +156,39 @@ def zip_bytes(members: dict[str, object]) -> bytes:
 
 class Templates:
     """The template course of each solutions folder (``nbgrader generate_assignment``), built once
-    per session and copied into every autograde run that asks for it.
+    per run and copied into every autograde run that asks for it.
 
     autograde builds it afresh in every run (labkit.course.grading.assignment.build_template); with no
     way yet to hand it a prebuilt one, :meth:`patch` replaces the name autograde calls by
     :meth:`build` for the session. Runs of the command line in a subprocess still build their own.
+    ``folder`` is seen by every xdist worker of the run (``helpers.workers.run_folder``): the first
+    worker that needs a template builds it there, under a lock, and the others copy it.
     """
 
-    def __init__(self):
-        import tempfile
-
-        self.root = Path(tempfile.mkdtemp(prefix="labkit-templates-"))
-        self.built: dict[tuple, Path] = {}
+    def __init__(self, folder: Path):
+        self.root = Path(folder)
 
     def build(self, run: Path, solutions: Path, assignment: str):
         """What ``build_template(run, solutions, assignment)`` makes, copied from the one built first."""
         import hashlib
         import shutil
 
+        from helpers.workers import Lock
         from labkit.course.grading import assignment as course_assignment
         from labkit.course.nbgrader import write_course_config
 
         sources = sorted(Path(solutions).glob("*.ipynb"))
-        key = (str(Path(solutions).resolve()), assignment,
-               hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest())
-        if key not in self.built:
-            place = self.root / str(len(self.built))
-            place.mkdir()
-            self.built[key] = course_assignment.build_template(place, solutions, assignment).course
+        key = hashlib.sha256("\0".join([str(Path(solutions).resolve()), assignment]).encode()
+                             + b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:16]
+        place = self.root / key
+        with Lock(self.root / f"{key}.lock"):
+            if not (place / "built").exists():
+                shutil.rmtree(place, ignore_errors=True)  # what a build that failed left
+                place.mkdir()
+                course_assignment.build_template(place, solutions, assignment)
+                (place / "built").touch()
         course = run / "template"
-        shutil.copytree(self.built[key], course)
+        shutil.copytree(place / "template", course)
         write_course_config(course, course / "gradebook.db")  # its own root and gradebook
         return course_assignment._read_course(course, assignment, [p.stem for p in sources], with_source=True)
 
@@ -193,8 +196,3 @@ class Templates:
         from labkit.course.grading import autograde
 
         monkeypatch.setattr(autograde, "build_template", self.build)
-
-    def close(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.root, ignore_errors=True)

@@ -18,10 +18,13 @@ import importlib.util
 import os
 import re
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from helpers import workers
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
@@ -40,40 +43,87 @@ def script(name: str):
     return sys.modules[name]
 
 
-def _execute(name: str):
-    """In a worker: (executed notebook as JSON text, {quantity: value} or None)."""
+def _execute(name: str, folder: str) -> str:
+    """In a pool process: execute ``name`` unless another process of the run has it or had it;
+    its result (executed notebook as JSON text and {quantity: value} or None, or the error)
+    goes to ``folder/<name>.json``. Returns what this process did."""
+    import json
+    import traceback
+
     import nbformat
 
-    nb, values = script("seed_ranges").execute(name, 0, allow_errors=True)
-    return nbformat.writes(nb), values
+    lock = workers.Lock(Path(folder) / f"{name}.lock")
+    if not lock.take():
+        return "taken"  # another worker executes it
+    try:
+        result = Path(folder) / f"{name}.json"
+        if result.exists():
+            return "done"
+        try:
+            nb, values = script("seed_ranges").execute(name, 0, allow_errors=True)
+            record = {"notebook": nbformat.writes(nb), "values": values}
+        except Exception:  # noqa: BLE001 - the readers raise it
+            record = {"error": traceback.format_exc()}
+        partial = result.with_suffix(".partial")
+        partial.write_text(json.dumps(record), encoding="utf-8")
+        partial.replace(result)  # whole or absent for the readers
+        return "executed"
+    finally:
+        lock.release()
 
 
 class Executions:
-    """The session's executions: started once, read by every item that needs one."""
+    """The run's executions: each done once, by whichever process of the run claims it first (a
+    file lock per notebook in a folder every xdist worker sees), read by every item that needs one."""
 
-    def __init__(self):
+    def __init__(self, folder: Path, parallel: int):
+        self.folder, self.parallel = folder, parallel
         self.pool, self.futures, self.done = None, {}, {}
 
     def start(self, names) -> None:
         script("seed_ranges")  # loaded before the workers fork
-        self.pool = ProcessPoolExecutor(max_workers=2)
-        self.futures = {name: self.pool.submit(_execute, name) for name in NOTEBOOKS if name in names}
+        self.pool = ProcessPoolExecutor(max_workers=self.parallel)
+        self.futures = {name: self.pool.submit(_execute, name, str(self.folder))
+                        for name in NOTEBOOKS if name in names}
+
+    def _record(self, name: str) -> dict:
+        """The result ``name``'s execution wrote, waited for."""
+        import json
+
+        result = self.folder / f"{name}.json"
+        while not result.exists():
+            future = self.futures[name]
+            if future.done():
+                future.result()  # raises what the pool raised
+                if not result.exists() and all(f.done() for f in self.futures.values()) \
+                        and workers.Lock(self.folder / f"{name}.lock").free() and not result.exists():
+                    raise RuntimeError(f"the execution of {name} was lost: the worker that ran it ended first")
+            time.sleep(0.5)
+        return json.loads(result.read_text(encoding="utf-8"))
 
     def result(self, name: str):
         """(executed notebook, values) of ``name``; raises what the execution raised."""
         import nbformat
 
         if name not in self.done:
-            text, values = self.futures[name].result()
-            self.done[name] = nbformat.reads(text, as_version=4), values
+            record = self._record(name)
+            if "error" in record:
+                raise RuntimeError(f"executing {name} failed:\n{record['error']}")
+            self.done[name] = nbformat.reads(record["notebook"], as_version=4), record["values"]
         return self.done[name]
 
-    def stop(self) -> None:
-        if self.pool is not None:
+    def stop(self, interrupted: bool) -> None:
+        """Let the pool go. Outside xdist, or on Ctrl-C, executions still running end with it;
+        under xdist they run to their end, since another worker may be waiting for them."""
+        if self.pool is None:
+            return
+        if interrupted or workers.worker() is None:
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 if process.is_alive() and not all(f.done() for f in self.futures.values()):
                     process.terminate()  # an interrupted session: the kernels end with their worker
             self.pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            self.pool.shutdown(wait=True)
 
 
 def executions(config) -> Executions | None:
@@ -159,15 +209,16 @@ def start(session) -> None:
     names = {i.path.stem if isinstance(i, ExecutedCell) else n for i in session.items if needs_execution(i)
              for n in NOTEBOOKS}
     if names and os.environ.get("LABKIT_DATA") and not session.config.option.collectonly:
-        runs = Executions()
+        workers_count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        runs = Executions(workers.run_folder(session.config, "labkit-executed"), max(1, 2 // workers_count))
         runs.start(names)
         session.config.stash[_KEY] = runs
 
 
-def stop(session) -> None:
+def stop(session, exitstatus) -> None:
     runs = executions(session.config)
     if runs is not None:
-        runs.stop()
+        runs.stop(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 def answer_key_values(config) -> dict | None:

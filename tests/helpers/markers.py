@@ -14,6 +14,17 @@ fixture it requests (directly or through other fixtures), nested functions inclu
 
 Markers written on a test by hand stay. :func:`guard` is the safety net for what the names miss:
 a test without ``slow`` that starts a Jupyter kernel, nbgrader or autograde fails, saying so.
+
+Two markers are only ever written by hand (``@pytest.mark.NAME``, or ``pytestmark`` for a module):
+
+- ``alone``: the test must not share the machine with other tests, because it looks at the whole
+  machine (``tests/test_adversarial_sandbox.py`` counts every process of the kernel uids, which
+  another worker's grading has too) or times itself. ``make test`` runs the rest on two xdist
+  workers (``-m "not alone"``, ``helpers.workers``), then these one at a time (``-m alone``).
+  A test that is merely slow needs nothing: it spreads over the workers by itself.
+- ``as_user``: the test's outcome depends on file permissions or on not being root (a class
+  graded by autograde, the sandbox's limits, what publish writes): ``make test-as-user`` runs
+  these once more as an ordinary user (the Makefile says why each kind is there).
 """
 from __future__ import annotations
 
