@@ -5,17 +5,18 @@ Owns: collecting every hint of the solution notebooks' checks with nbformat and 
 notebook runs): the ``hint=`` of a ``checks`` call, the keys of ``mistakes=``, the hint argument of
 ``checks.fail`` (also through a variable assigned in the cell) and the "likely mistake: ..." part of
 a ``checks.true`` message (f-strings read with ``{}`` for their fields; a message that labkit writes,
-``checks.training_problem``, is labkit's own); and the detectors, each
-tested on a planted hint. A hint breaks the rule when it
+``checks.training_problem``, is labkit's own); and the detectors, each tested on a planted hint. A
+hint breaks the rule when it
 
 (a) starts with "not": it reads as a double negative after "likely mistake:";
 (b) quotes solution code: 4 consecutive tokens of a line of a ``### BEGIN SOLUTION`` region (any
     notebook, comments dropped, case ignored) where the 4 hold a name of 3 or more characters and an
     operator or punctuation (``J . backward (``; not the notation ``( x - mu``, nor prose);
-(c) writes a formula after "=" or ":", or straight after "is"/"are" (a power or transpose ``^``, a spaced or tight operator
-    ``W z + mu``, ``1/2``, a function applied ``exp(``, a subscript ``V_M``, ``sum_``, ``logvar``, ``||``, ``~``), or names a
-    library call or attribute as the thing to do (a dotted name ``torch.randn``, ``optimizer.step``,
-    ``J.item``; ``.backward()``, ``.grad`` on their own; an empty call ``detach()``);
+(c) writes a formula after "=" or ":" or straight after "is"/"are" (a power or transpose ``^``, a
+    spaced or tight operator ``W z + mu``, ``1/2``, a function applied ``exp(``, a subscript ``V_M``,
+    ``sum_``, ``logvar``, ``||``, ``~``), or names a library call or attribute as the thing to do (a
+    dotted name ``torch.randn``, ``optimizer.step``, ``J.item``; ``.backward()``, ``.grad`` on their
+    own; an empty call ``detach()``);
 (d) opens with an instruction (``use``, ``take``, ``subtract``, ``compute``, ... : what to type, not what
     is wrong);
 (e) is longer than one clause: over 100 characters.
@@ -78,6 +79,15 @@ def _assignments(tree: ast.AST) -> dict[str, list[ast.AST]]:
     return env
 
 
+def _mistakes(node: ast.AST, env: dict[str, list[ast.AST]]) -> ast.Dict:
+    """The dict literal of ``mistakes=``, also through a name assigned once in the cell."""
+    if isinstance(node, ast.Name) and len(env.get(node.id, ())) == 1:
+        node = env[node.id][0]
+    if not isinstance(node, ast.Dict):
+        raise ValueError(f"mistakes the scan cannot read: {ast.unparse(node)}")
+    return node
+
+
 def _is_check(func: ast.AST, names=None) -> bool:
     """``func`` is ``checks.<name>`` (any name, or one of ``names``)."""
     return (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "checks"
@@ -100,9 +110,10 @@ def hints_of_source(source: str, notebook: str, cell: str) -> list[Hint]:
             found += [Hint(notebook, cell, "hint", t) for t in texts(keywords["hint"], env)]
         if name == "fail" and len(call.args) > 3:
             found += [Hint(notebook, cell, "hint", t) for t in texts(call.args[3], env)]
-        if isinstance(keywords.get("mistakes"), ast.Dict):
-            found += [Hint(notebook, cell, "mistake", t) for k in keywords["mistakes"].keys for t in texts(k, env)]
-        message = call.args[1] if name == "true" and len(call.args) > 1 else keywords.get("message") if name == "true" else None
+        if "mistakes" in keywords:
+            found += [Hint(notebook, cell, "mistake", t) for k in _mistakes(keywords["mistakes"], env).keys
+                      for t in texts(k, env)]
+        message = (call.args[1:2] or [keywords.get("message")])[0] if name == "true" else None
         if message is not None:
             found += [Hint(notebook, cell, "message", t.split(LIKELY, 1)[1])
                       for t in texts(message, env) if LIKELY in t]
@@ -287,23 +298,28 @@ def test_a_hint_that_names_the_mistake_passes(hint, code):
 
 
 def test_a_planted_notebook_is_scanned_in_full(tmp_path):
-    """Every place a hint can sit is collected and judged: hint=, mistakes=, fail's argument through a
-    variable, an f-string message of true; a long hint, and an unreadable one is refused."""
+    """Every place a hint can sit is collected and judged: hint=, mistakes=, fail's argument and mistakes=
+    through a variable, an f-string message of true (not a plain message); a long hint; an unreadable
+    hint is refused."""
     solution = "def f(x):\n    ### BEGIN SOLUTION\n    return x.detach().clone().sum(dim=1)\n    ### END SOLUTION\n"
     tests = '\n'.join([
         'checks.close(a, b, "a", mistakes={"not summed": c}, hint="C = W W^T + sigma^2 I")',
         'hint = "sort the pairs"',
         'checks.fail("pairs", expected, got, hint)',
         'checks.true(ok, f"f: expected {n}, got {m}; likely mistake: " "the row was x.detach().clone() first")',
-        'checks.close(a, b, "a", hint="the mean image is not encoded as 0" + " because the rows were centred with their own mean"'
-        ' " and then the mean of the training images was added back to them twice")'])
+        'checks.close(a, b, "a", hint="the mean image is not encoded as 0" + " because the rows were centred"'
+        ' " with their own mean and then the mean of the training images was added back to them twice")',
+        'wrong = {"took the square root: x.sqrt()": c}',
+        'checks.close(a, b, "a", mistakes=wrong)',
+        'checks.true(ok, "the cost went down")'])
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(solution), nbformat.v4.new_code_cell(tests)])
     path = tmp_path / "planted.ipynb"
     nbformat.write(nb, path)
     found = collect(path)
-    assert [h.kind for h in found] == ["hint", "mistake", "hint", "message", "hint"]
+    assert [h.kind for h in found] == ["hint", "mistake", "hint", "message", "hint", "mistake"]
     code = solution_windows([path])
     verdicts = [problems(h.text, code) for h in found]
-    assert [v[0][:3] for v in verdicts] == ["(c)", "(a)", "(d)", "(b)", "(e)"], verdicts
-    with pytest.raises(ValueError, match="cannot read"):
-        hints_of_source('checks.close(a, b, "a", hint=make_hint())', "planted", "cell 1")
+    assert [v[0][:3] for v in verdicts] == ["(c)", "(a)", "(d)", "(b)", "(e)", "(c)"], verdicts
+    for unreadable in ('hint=make_hint()', 'mistakes=make_mistakes()'):
+        with pytest.raises(ValueError, match="cannot read"):
+            hints_of_source(f'checks.close(a, b, "a", {unreadable})', "planted", "cell 1")
