@@ -7,8 +7,9 @@ A synthetic class course held in memory (no gradebook: the pages only read): que
 printed output and a small PNG figure as the student saw them) and question ``small`` with one. The
 server (``labkit.course.marking.server.make_app``) runs in a thread of this process on 127.0.0.1.
 
-- server: the wall time of ``GET /q/big`` (page built, sent, read by urllib): the first (every
-  answer rendered; the server keeps each answer's HTML, which does not change while it runs) and
+- start-up: ``make_app``, which renders every answer's Markdown and outputs before the server
+  listens (``questionpage.prerender``; an answer does not change while the server runs);
+- server: the wall time of ``GET /q/big`` (page assembled, sent, read by urllib): the first and
   the median of ``--repeat`` more;
 - browser: Chromium (Playwright, as the browser tests) opening the page, from the navigation's start
   to the end of its load event (``performance.getEntriesByType("navigation")``), median;
@@ -74,13 +75,17 @@ def serve(course, token: str) -> tuple[str, asyncio.AbstractEventLoop]:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
-        tornado.httpserver.HTTPServer(make_app(course, token)).add_sockets(sockets)
+        t0 = time.perf_counter()
+        app = make_app(course, token)  # renders every answer before serving (questionpage.prerender)
+        box["startup"] = time.perf_counter() - t0
+        tornado.httpserver.HTTPServer(app).add_sockets(sockets)
         box["url"], box["loop"] = f"http://127.0.0.1:{sockets[0].getsockname()[1]}", loop
         ready.set()
         loop.run_forever()
 
     threading.Thread(target=run, daemon=True).start()
     ready.wait()
+    print(f"server start-up (every answer rendered): {box['startup'] * 1000:.0f} ms")
     return box["url"], box["loop"]
 
 

@@ -42,6 +42,18 @@ def _answer_html(text: str) -> str:
     return _IMG_WITHOUT_ALT.sub('<img alt="Image in the answer; the student gave no description"', markdown_html(text))
 
 
+def prerender(course: MarkingCourse) -> int:
+    """Every answer's HTML and outputs rendered now (the server starts with them), so that even the
+    first load of a question page only assembles them. Returns how many answers."""
+    n = 0
+    for answers in course.answers.values():
+        for answer in answers:
+            _answer_html(answer.text)
+            _outputs(answer)
+            n += 1
+    return n
+
+
 def _inline(text: str) -> str:
     """Markdown as phrasing content (a button holds no paragraph)."""
     out = markdown_html(text).strip()

@@ -20,7 +20,7 @@ import tornado.web
 
 from labkit.course.marking.course import MarkingCourse
 from labkit.course.marking.page import CSP, index_page, todo_page
-from labkit.course.marking.questionpage import question_page
+from labkit.course.marking.questionpage import prerender, question_page
 from labkit.course.marking.store import Change, Store
 from labkit.errors import OptionError
 
@@ -145,6 +145,8 @@ class Save(Page):
 
 
 def make_app(course: MarkingCourse, token: str) -> tornado.web.Application:
+    """The marking application; every answer is rendered before it serves (``questionpage.prerender``)."""
+    prerender(course)
     return tornado.web.Application(
         [(r"/", Index), (r"/page.css", Css), (r"/todo", Todo), (r"/q/([^/]+)", Question), (r"/api/mark", Save)],
         static_path=str(STATIC), static_handler_class=Static, xsrf_cookies=True,
