@@ -144,19 +144,22 @@ def test_a_run_with_nothing_new_grades_no_one_and_writes_the_same_grades(late, t
 
 @pytest.fixture(scope="module")
 def hand(first, tmp_path_factory):
-    """A copy of the first course with hand grades on alice's and bob's written answers, then the
-    final submissions (bob's answer changes, alice's does not), then a regrade of 1_squares after
+    """A copy of the first course with hand grades on alice's, bob's and carol's written answers, then
+    the final submissions (bob's answer changes; carol resubmits with the same answer), then a regrade of 1_squares after
     a test was made fairer (carol's square passes it now)."""
     root = tmp_path_factory.mktemp("hand")
     course = root / "course"
     shutil.copytree(first[0] / "course", course)
     _hand_grade(course, "alice", 1, "clear and right")
     _hand_grade(course, "bob", 0, "no answer")
+    _hand_grade(course, "carol", 1, "fine")
     (course / "labkit-marks.json").write_text(json.dumps({"format": 1, "answers": {
         f"{s}/1_squares/why": {"items": [], "adjustment": 0.0, "score": p, "comment": c, "revision": 1,
                                "answer_sha256": "", "to_remark": False}
         for s, p, c in (("alice", 1, "clear and right"), ("bob", 0, "no answer"))}}))
-    _write_final(root / "subs")
+    subs = _write_final(root / "subs")  # carol resubmits too: another comment in 2_lists, the same written answer
+    subs.add("carol/2_lists.ipynb", changed(_sol("2_lists"), {"mean": "def mean(xs):\n    # the average\n"
+                                                                      "    return sum(xs) / len(xs)"}))
     rerun = _run(root / "subs", root / "out2", course)
     fixed = root / "solutions"
     shutil.copytree(SOLUTIONS, fixed)
@@ -171,13 +174,15 @@ def hand(first, tmp_path_factory):
 @slow
 def test_hand_grades_survive_a_rerun_and_a_changed_answer_waits_to_be_re_marked(hand):
     root, rerun, _ = hand
-    assert _graded(rerun) == ["bob", "dave"]
+    assert _graded(rerun) == ["bob", "carol", "dave"]
     grades = load_csv(root / "out2" / "grades.csv")
     assert grades["alice", "1_squares"]["why"] == "1" and grades["alice", "1_squares"]["total"] == "4"
+    assert grades["carol", "1_squares"]["why"] == "1"  # resubmitted, the written answer unchanged: kept
+    assert "carol" not in {r["student"] for r in _csv_rows(root / "out2" / "changes.csv")}
     assert grades["bob", "1_squares"]["why"] == "" and "to grade by hand: why" in grades["bob", "1_squares"]["status"]
     summary = {r["student"]: r for r in _csv_rows(root / "out2" / "summary.csv")}
     assert "to re-mark: 1_squares/why (hand grade 0 set aside)" in summary["bob"]["status"]
-    assert "re-mark" not in summary["alice"]["status"]
+    assert "re-mark" not in summary["alice"]["status"] and "re-mark" not in summary["carol"]["status"]
     marks = json.loads((root / "course" / "labkit-marks.json").read_text())["answers"]
     assert marks["bob/1_squares/why"]["to_remark"] is True and marks["alice/1_squares/why"]["to_remark"] is False
 

@@ -43,6 +43,9 @@ LOCK = "labkit-term.lock"
 TEMPLATE = "labkit-template"   # the term's template course: every student is graded from its gradebook ids
 LOGS = "labkit-logs"           # each student's last grading log
 MARKS = "labkit-marks.json"    # the marking page's record (labkit mark): entries set to re-mark here
+# a student's folders in the class course, replaced at each commit ("labkit-outputs": what the student saw, the
+# marking page's; grading.seen.OUTPUTS_DIR where that module is)
+PARTS = ("submitted", "autograded", "labkit-outputs")
 
 
 def _sha(data: bytes) -> str:
@@ -232,7 +235,7 @@ class Term:
         and manifest entry in one transaction; the hand grades of changed answers set aside."""
         sub = self.todo[index]
         with self._lock:
-            for part in ("submitted", "autograded"):
+            for part in PARTS:
                 dest = self.course / part / sub.student
                 shutil.rmtree(dest, ignore_errors=True)
                 if result.course is not None and (result.course / part / sub.student).is_dir():
