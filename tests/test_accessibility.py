@@ -89,6 +89,16 @@ def test_every_digit_has_its_own_marker_in_the_scatter_and_legend():
     assert [h.get_marker() for h in legend.legend_handles] == plotting.DIGIT_MARKERS
 
 
+def test_models_have_a_marker_on_their_curves_and_a_hatch_on_their_bars():
+    histories = {name: SimpleNamespace(train_loss=[3.0, 2.0, 1.0], test_loss=[]) for name in ("PCA", "VAE")}
+    lines = plotting.plot_training_curves(histories).axes[0].get_lines()
+    assert [line.get_marker() for line in lines] == plotting.palette.MODEL_MARKERS[:2]
+    legend = plotting.plot_training_curves(histories).axes[0].get_legend()
+    assert [h.get_marker() for h in legend.legend_handles][:2] == plotting.palette.MODEL_MARKERS[:2]
+    bars = plotting.plot_errors_per_digit({"PCA": torch.ones(10), "VAE": torch.ones(10)}).axes[0].patches
+    assert {b.get_hatch() or "" for b in bars[:10]} != {b.get_hatch() or "" for b in bars[10:]}
+
+
 def test_mean_encodings_and_labels_show_the_digit_itself():
     Z, y = encodings()
     ax = plotting.plot_mean_encodings(Z, y).axes[0]

@@ -1,6 +1,7 @@
 """The digit palette: one colour and one marker per digit 0..9, so that no figure needs colour alone.
 
-Owns: :data:`DIGIT_COLORS` (matplotlib's ``petroff10``: Petroff's ten-colour sequence, chosen to stay
+Owns: :data:`MODEL_COLORS`, :data:`MODEL_MARKERS` and :data:`MODEL_HATCHES` (models in curves and
+grouped bars: a colour and a marker or hatch each), :data:`DIGIT_COLORS` (matplotlib's ``petroff10``: Petroff's ten-colour sequence, chosen to stay
 distinguishable under the common colour-vision deficiencies), :data:`DIGIT_MARKERS` (a filled marker
 shape per digit, the second channel of every scatter plot and its legend) and
 :func:`marker_paths` (those shapes as paths, one per point, for a single scatter collection).
@@ -23,6 +24,9 @@ DIGIT_COLORS: list[str] = [
 DIGIT_MARKERS: list[str] = ["o", "s", "^", "D", "v", "P", "X", "*", "p", "h"]
 #: Colours of models (training curves, grouped bars): Dark2, so that a model is never mistaken for a digit.
 MODEL_COLORS: list[str] = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+#: The second channel of models: a marker on each model's training curve, a hatch on its bars.
+MODEL_MARKERS: list[str] = ["o", "s", "^", "D", "v", "P", "X", "*"]
+MODEL_HATCHES: list[str] = ["", "///", "...", "xxx", "\\\\\\", "+++", "ooo", "---"]
 
 
 def marker_paths(digits: np.ndarray) -> list:
