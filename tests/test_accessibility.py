@@ -107,6 +107,20 @@ def test_mean_encodings_and_labels_show_the_digit_itself():
     assert [t.get_text() for t in labelled.texts] == [str(d) for d in range(10)]
 
 
+def test_digit_text_contrasts_with_its_background():
+    """Digits written as text keep WCAG AA's 4.5:1: tick labels on white, image labels on MNIST's black."""
+    from labkit.plotting.palette import contrast
+
+    on_white = [plotting.plot_errors_per_digit(torch.ones(10)).axes[0].get_xticklabels(),
+                plotting.plot_reconstructions(X[:10], X[:10], n=10, labels=torch.arange(10)).axes[0].get_xticklabels()]
+    on_black = plotting.show_images(torch.zeros(10, 784), labels=torch.arange(10)).axes[0].texts
+    for labels, background in ((on_white[0], "white"), (on_white[1], "white"), (on_black, "black")):
+        assert len(labels) == 10
+        for label in labels:
+            assert contrast(label.get_color(), background) >= 4.5, (label.get_text(), label.get_color(), background)
+    assert min(contrast(c, "white") for c in plotting.DIGIT_COLORS) < 2  # the palette itself would not
+
+
 # --------------------------------------------------------------------------- descriptions
 
 

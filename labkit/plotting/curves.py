@@ -10,6 +10,7 @@ from labkit.plotting._common import (
     _STYLE, DIGIT_COLORS, MODEL_COLORS, MODEL_HATCHES, MODEL_MARKERS, _as_mapping, _described, _one_axes, _to_numpy,
 )
 from labkit.plotting.describe import number
+from labkit.plotting.palette import text_color
 
 __all__ = ["plot_training_curves", "plot_errors_per_digit"]
 
@@ -165,7 +166,7 @@ def plot_errors_per_digit(errors, title: str | None = None, *,
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xticks(digits, [str(d) for d in digits], fontweight="bold")
     for tick, c in zip(ax.get_xticklabels(), DIGIT_COLORS):
-        tick.set_color(c)
+        tick.set_color(text_color(c, "white"))
     ax.tick_params(axis="x", length=0)
     ax.set_xlabel("digit")
     ax.set_ylabel(ylabel)
