@@ -89,12 +89,36 @@ def test_every_digit_has_its_own_marker_in_the_scatter_and_legend():
     assert [h.get_marker() for h in legend.legend_handles] == plotting.DIGIT_MARKERS
 
 
+def test_models_have_a_marker_on_their_curves_and_a_hatch_on_their_bars():
+    histories = {name: SimpleNamespace(train_loss=[3.0, 2.0, 1.0], test_loss=[]) for name in ("PCA", "VAE")}
+    lines = plotting.plot_training_curves(histories).axes[0].get_lines()
+    assert [line.get_marker() for line in lines] == plotting.palette.MODEL_MARKERS[:2]
+    legend = plotting.plot_training_curves(histories).axes[0].get_legend()
+    assert [h.get_marker() for h in legend.legend_handles][:2] == plotting.palette.MODEL_MARKERS[:2]
+    bars = plotting.plot_errors_per_digit({"PCA": torch.ones(10), "VAE": torch.ones(10)}).axes[0].patches
+    assert {b.get_hatch() or "" for b in bars[:10]} != {b.get_hatch() or "" for b in bars[10:]}
+
+
 def test_mean_encodings_and_labels_show_the_digit_itself():
     Z, y = encodings()
     ax = plotting.plot_mean_encodings(Z, y).axes[0]
     assert sorted(t.get_text() for t in ax.texts) == [str(d) for d in range(10)]
     labelled = plotting.show_images(torch.rand(10, 784), labels=torch.arange(10)).axes[0]
     assert [t.get_text() for t in labelled.texts] == [str(d) for d in range(10)]
+
+
+def test_digit_text_contrasts_with_its_background():
+    """Digits written as text keep WCAG AA's 4.5:1: tick labels on white, image labels on MNIST's black."""
+    from labkit.plotting.palette import contrast
+
+    on_white = [plotting.plot_errors_per_digit(torch.ones(10)).axes[0].get_xticklabels(),
+                plotting.plot_reconstructions(X[:10], X[:10], n=10, labels=torch.arange(10)).axes[0].get_xticklabels()]
+    on_black = plotting.show_images(torch.zeros(10, 784), labels=torch.arange(10)).axes[0].texts
+    for labels, background in ((on_white[0], "white"), (on_white[1], "white"), (on_black, "black")):
+        assert len(labels) == 10
+        for label in labels:
+            assert contrast(label.get_color(), background) >= 4.5, (label.get_text(), label.get_color(), background)
+    assert min(contrast(c, "white") for c in plotting.DIGIT_COLORS) < 2  # the palette itself would not
 
 
 # --------------------------------------------------------------------------- descriptions

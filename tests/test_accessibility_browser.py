@@ -4,8 +4,8 @@ the figures, and the latent explorer driven from the keyboard.
 - ``report.html`` of a small ``labkit lab`` run: no serious or critical axe violation (none at all
   is what it has), every image with its description as alt text, the skip link first in the tab order;
 - the notebooks in JupyterLab: a scratch notebook that calls every figure function and the
-  explorer on toy data, and one real notebook (``REAL``) solved, each run from the menu and
-  scanned. A serious or critical violation inside an output area (what labkit's figures and
+  explorer on toy data, and every real notebook that draws figures (``REAL``) solved, each run
+  from the menu and scanned. A serious or critical violation inside an output area (what labkit's figures and
   widgets put on the page) fails; JupyterLab's own (its toolbar, side panels, prompts) are listed
   in the test's report (``record_property`` and printed), not failed. Every image in an output has alt text;
 - the explorer from the keyboard: Tab reaches each slider's handle, the arrow keys move it, the
@@ -33,7 +33,8 @@ KERNEL_ENV = {"LABKIT_GRADING": "1", "OMP_NUM_THREADS": "1"}
 VIEWPORT = {"width": 1100, "height": 2400}
 RUN_TIMEOUT_S = 600
 OUTPUTS = ".jp-OutputArea-output"  # where a cell's outputs are drawn: labkit's figures and widgets
-REAL = "1_pca"  # a real notebook, solved: MNIST, PCA and five figure functions, in seconds
+# The real notebooks that draw figures, solved (the others have none to describe).
+REAL = [p.stem for p in workfolder.student_notebooks(ROOT / "notebooks") if "plotting." in p.read_text(encoding="utf-8")]
 
 # Every figure function on toy data, then the explorer: (source, what its alt text must say).
 TOY = ("import torch\nfrom labkit import plotting\n\n"
@@ -98,13 +99,6 @@ def scratch(browser, lab):
     ran.context.close()
 
 
-@pytest.fixture(scope="module")
-def real(browser, lab, mnist_root):
-    ran = Ran(browser, lab, f"solved/{REAL}.ipynb")
-    yield ran
-    ran.context.close()
-
-
 # What the widget library itself puts in an output and labkit cannot change, listed, not failed:
 # ipywidgets 8 draws a slider with noUiSlider, whose handle (role="slider", focusable, moved by
 # the arrow keys) gets no accessible name: the description ("z₁") is a <label> beside it, not tied to it.
@@ -154,13 +148,20 @@ def test_axe_finds_nothing_serious_in_labkits_outputs(scratch, record_property):
     assert not blocking, "\n".join(axe.Scan(scratch.page.url, blocking).lines())
 
 
-def test_a_real_notebook_scanned_in_jupyterlab(real, record_property):
-    assert ui.problems(real.cells) == [], f"{REAL} does not run cleanly"
-    figure_cells = [c for c in real.cells if c.is_figure]
-    assert figure_cells and all(all(real.alts[c.index]) and real.alts[c.index] for c in figure_cells), (
-        [(c.label(), real.alts[c.index]) for c in figure_cells])
-    blocking = report_scan(real.page, f"{REAL} in JupyterLab", record_property)
-    assert not blocking, "\n".join(axe.Scan(real.page.url, blocking).lines())
+@pytest.mark.parametrize("name", REAL)
+def test_the_real_notebooks_scanned_in_jupyterlab(name, browser, lab, mnist_root, record_property):
+    before = lab.kernel_ids()  # the scratch notebook's kernel stays: the explorer test needs it
+    real = Ran(browser, lab, f"solved/{name}.ipynb")
+    try:
+        assert ui.problems(real.cells) == [], f"{name} does not run cleanly"
+        figure_cells = [c for c in real.cells if c.is_figure or c.is_explorer]
+        assert figure_cells and all(real.alts[c.index] and all(real.alts[c.index]) for c in figure_cells), (
+            [(c.label(), real.alts[c.index]) for c in figure_cells])
+        blocking = report_scan(real.page, f"{name} in JupyterLab", record_property)
+        assert not blocking, "\n".join(axe.Scan(real.page.url, blocking).lines())
+    finally:
+        real.context.close()
+        lab.shutdown_kernels(keep=before, wait=False)
 
 
 # --------------------------------------------------------------------------- the explorer from the keyboard

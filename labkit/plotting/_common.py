@@ -16,7 +16,7 @@ import torch
 
 from labkit.plotting.describe import record
 from labkit.plotting.display import attach
-from labkit.plotting.palette import DIGIT_COLORS, DIGIT_MARKERS, MODEL_COLORS  # noqa: F401 (the figure modules import them from here)
+from labkit.plotting.palette import DIGIT_COLORS, DIGIT_MARKERS, MODEL_COLORS, MODEL_HATCHES, MODEL_MARKERS  # noqa: F401 (the figure modules import them from here)
 
 SIDE = 28
 N_PIXELS = SIDE * SIDE

@@ -6,8 +6,11 @@ from typing import Mapping
 import matplotlib
 import numpy as np
 
-from labkit.plotting._common import _STYLE, DIGIT_COLORS, MODEL_COLORS, _as_mapping, _described, _one_axes, _to_numpy
+from labkit.plotting._common import (
+    _STYLE, DIGIT_COLORS, MODEL_COLORS, MODEL_HATCHES, MODEL_MARKERS, _as_mapping, _described, _one_axes, _to_numpy,
+)
 from labkit.plotting.describe import number
+from labkit.plotting.palette import text_color
 
 __all__ = ["plot_training_curves", "plot_errors_per_digit"]
 
@@ -57,7 +60,8 @@ def _curves_legend(ax, curves: dict, any_test: bool) -> None:
     """One entry per named model (its colour), then the line styles: training solid, test dashed."""
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=MODEL_COLORS[i % len(MODEL_COLORS)], lw=1.8, label=str(name))
+    handles = [Line2D([], [], color=MODEL_COLORS[i % len(MODEL_COLORS)], lw=1.8, label=str(name),
+                      marker=MODEL_MARKERS[i % len(MODEL_MARKERS)], markersize=5)
                for i, name in enumerate(curves) if name is not None]
     if any_test or handles:
         handles += [Line2D([], [], color="0.35", lw=1.8, label="training")]
@@ -83,12 +87,15 @@ def plot_training_curves(histories, ylabel: str = "loss (nats per image)", title
     any_test = False
     for i, (name, (train, test)) in enumerate(curves.items()):
         color = MODEL_COLORS[i % len(MODEL_COLORS)] if name is not None else "black"
+        # a named model's curves carry its marker too (about eight per curve), so colour is not the only cue
+        marks = (dict(marker=MODEL_MARKERS[i % len(MODEL_MARKERS)], markersize=5) if name is not None
+                 else dict(marker="o") if len(train) == 1 else {})
         ax.plot(np.arange(1, len(train) + 1), train, color=color, lw=1.8, label=name,
-                marker="o" if len(train) == 1 else None)
+                markevery=max(1, len(train) // 8), **marks)
         if test:
             any_test = True
             ax.plot(np.arange(1, len(test) + 1), test, color=color, lw=1.8, ls="--",
-                    marker="o" if len(test) == 1 else None)
+                    markevery=max(1, len(test) // 8), **(marks or (dict(marker="o") if len(test) == 1 else {})))
     if log:
         _log_axis(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
@@ -152,14 +159,14 @@ def plot_errors_per_digit(errors, title: str | None = None, *,
         width = 0.8 / k
         for i, (name, a) in enumerate(values.items()):
             ax.bar(digits - 0.4 + width * (i + 0.5), a, width=width * 0.95, color=MODEL_COLORS[i % len(MODEL_COLORS)],
-                   label=str(name))
+                   hatch=MODEL_HATCHES[i % len(MODEL_HATCHES)], edgecolor="white", linewidth=0, label=str(name))
         if own:
             fig.legend(loc="outside right upper")
         else:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_xticks(digits, [str(d) for d in digits], fontweight="bold")
     for tick, c in zip(ax.get_xticklabels(), DIGIT_COLORS):
-        tick.set_color(c)
+        tick.set_color(text_color(c, "white"))
     ax.tick_params(axis="x", length=0)
     ax.set_xlabel("digit")
     ax.set_ylabel(ylabel)

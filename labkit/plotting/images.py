@@ -18,6 +18,7 @@ from labkit.plotting._common import (
     _one_axes, _panels, _to_numpy,
 )
 from labkit.plotting.describe import number, numbers
+from labkit.plotting.palette import text_color
 
 __all__ = ["show_images", "plot_reconstructions", "plot_samples"]
 
@@ -70,7 +71,7 @@ def _label_tiles(ax, labels, n: int, ncol: int, pad: int, size: float) -> list[s
         digit = _digit_or_none(lab)
         written.append(str(lab if digit is None else digit))
         ax.text(c * (SIDE + pad) + 1, r * (SIDE + pad) + 0.5, written[-1],
-                color=DIGIT_COLORS[digit] if digit is not None else "white",
+                color=text_color(DIGIT_COLORS[digit], "black") if digit is not None else "white",
                 fontsize=size, fontweight="bold", ha="left", va="top")
     return written
 
@@ -139,7 +140,7 @@ def plot_reconstructions(originals, reconstructions, n: int = 10, labels=None, t
                 ax.xaxis.tick_top()
                 ax.set_xticks(centres, [str(d) for d in digits], fontweight="bold")
                 for tick, d in zip(ax.get_xticklabels(), digits):
-                    tick.set_color(DIGIT_COLORS[d])
+                    tick.set_color(text_color(DIGIT_COLORS[d], "white"))
             else:
                 err = squared_errors(torch.from_numpy(imgs.reshape(n, -1)).double(), X_flat)
                 ax.set_xticks(centres, [f"{e:.1f}" for e in err.tolist()], color="0.3")
