@@ -100,12 +100,12 @@ def write_groups(config, items) -> None:
     path.with_suffix(".partial").replace(path)
 
 
-def scheduler(config, log):
+def scheduler(config, log, folder: Path | None = None):
     """In the controller: xdist's scheduling by scope, each group of :func:`write_groups` one scope
     (handed to one worker whole), every other item a scope of its own."""
     from xdist.scheduler import LoadScopeScheduling
 
-    folder = run_folder(config, "labkit-groups")
+    folder = folder or run_folder(config, "labkit-groups")
 
     class Grouped(LoadScopeScheduling):
         groups: dict | None = None
