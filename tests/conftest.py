@@ -55,8 +55,13 @@ if INSTRUCTOR:
         items[:] = executed.replace_nbval_items(session, items)
         markers.apply(items, course.slow_entry_points())
         executed.run_last(items)
-        workers.group(items, ungrouped=executed.needs_execution)  # read by --dist loadgroup
+        workers.group(items, ungrouped=executed.needs_execution)
         workers.slow_first(items, last=executed.needs_execution)
+        workers.write_groups(config, items)  # read by the scheduler below
+
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getvalue("dist") == "loadgroup":  # the groups of helpers.workers, one worker each
+            return workers.scheduler(config, log)
 
     def pytest_collection_finish(session):
         executed.start(session)

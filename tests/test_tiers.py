@@ -131,6 +131,23 @@ def test_tests_sharing_a_module_fixture_go_to_one_worker_per_parameter_and_other
     assert workers.group_of(graded[0], ungrouped=lambda item: True) is None  # waits for the executions
 
 
+def test_the_controller_hands_each_group_to_one_worker_whole(tmp_path):
+    """The workers' groups (written as write_groups does) are the scopes of xdist's scheduling."""
+    import json
+    import types
+
+    from helpers import workers
+
+    (tmp_path / "gw0.json").write_text(json.dumps({"t.py::a[basic]": "t.py[m=basic]", "t.py::b[basic]": "t.py[m=basic]",
+                                                   "t.py::a[bwrap]": "t.py[m=bwrap]"}))
+    (tmp_path / "gw1.json").write_text(json.dumps({"n.ipynb::Cell 0": "n.ipynb"}))
+    controller = types.SimpleNamespace(getvalue=lambda name: ["2*popen"] if name == "tx" else None)  # -n 2
+    sched = workers.scheduler(controller, None, folder=tmp_path)
+    nodes = ["t.py::a[basic]", "t.py::b[basic]", "t.py::a[bwrap]", "n.ipynb::Cell 0", "t.py::c", "t.py::d"]
+    assert [sched._split_scope(n) for n in nodes] == [
+        "t.py[m=basic]", "t.py[m=basic]", "t.py[m=bwrap]", "n.ipynb", "t.py::c", "t.py::d"]
+
+
 def test_the_checked_in_suite_keeps_nbval_cells_of_a_notebook_and_a_graded_class_together():
     """The groups of the real collection, as an xdist worker makes them (a fresh process)."""
     code = ("import pytest, sys\n"

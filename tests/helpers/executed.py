@@ -1,4 +1,5 @@
-"""1_pca, 2_ppca and 3_vae executed once per session, for two users that used to run them each.
+"""1_pca, 2_ppca and 3_vae executed once per run (for every xdist worker), for two users that used
+to run them each.
 
 nbval's cells of these notebooks (``solutions/<name>.ipynb::Cell N``, one test per code cell:
 the cell ran without an error, outputs not compared, as ``--nbval-lax``) and the answer-key test
@@ -9,8 +10,11 @@ machine, and kernels that do not wait for each other on shared cores), errors ke
 cells (``allow_errors``: the cells after a failing one still run, as under nbval).
 
 :func:`start` begins the three executions when collection is over, two kernels at a time in
-worker processes (3_vae, the longest, first), while the rest of the suite runs; the items wait
-for theirs at the end of the session (:func:`run_last` puts them there).
+pool processes (3_vae, the longest, first), while the rest of the suite runs; the items wait
+for theirs at the end of the session (:func:`run_last` puts them there). Under xdist each worker
+starts one pool process, and each notebook is executed by the first process of the run that
+takes its lock in a folder every worker sees (``helpers.workers``); its result is a file there
+that every worker reads.
 """
 from __future__ import annotations
 

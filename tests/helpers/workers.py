@@ -1,4 +1,5 @@
-"""How the suite spreads over pytest-xdist's workers (``make test``: ``-n 2 --dist loadgroup``).
+"""How the suite spreads over pytest-xdist's workers (``make test``: ``-n 2 --dist loadgroup``, which
+the conftest's ``pytest_xdist_make_scheduler`` answers with :func:`scheduler`).
 
 Owns:
 
@@ -10,6 +11,8 @@ Owns:
   spreads over the workers by itself. The items that wait for the shared executions of the
   notebooks (``helpers.executed``) are never grouped: a worker that holds such a group would wait
   for them with the group's other tests undone.
+- :func:`write_groups` and :func:`scheduler`: the groups as the workers found them, and the
+  controller's scheduling that keeps each group on one worker.
 - :func:`slow_first`: the order work is handed out in (``--no-loadscope-reorder``).
 - :func:`run_folder` and :class:`Lock`: work done once per run for every worker (the executed
   notebooks, ``helpers.executed``; the template courses, ``helpers.course.Templates``): a folder
@@ -21,6 +24,7 @@ the parallel run and run after it, one at a time (the Makefile's ``test``).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -74,11 +78,46 @@ def group_of(item, ungrouped=lambda item: False) -> str | None:
 
 
 def group(items, ungrouped=lambda item: False) -> None:
-    """Mark each item with :func:`group_of`'s group (before xdist reads the marks)."""
+    """Mark each item with :func:`group_of`'s group (``xdist_group``, for :func:`write_groups`)."""
     for item in items:
         name = group_of(item, ungrouped)
         if name is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(name=name))
+
+
+def write_groups(config, items) -> None:
+    """In a worker, once collected: {node id: group} for :func:`scheduler` (xdist's own
+    ``--dist loadgroup`` appends the group to ``item._nodeid``, which pytest 9 no longer reads)."""
+    if worker() is None:
+        return
+    groups = {}
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None:
+            groups[item.nodeid] = str(mark.kwargs.get("name", mark.args[0] if mark.args else "default"))
+    path = run_folder(config, "labkit-groups") / f"{worker()}.json"
+    path.with_suffix(".partial").write_text(json.dumps(groups), encoding="utf-8")
+    path.with_suffix(".partial").replace(path)
+
+
+def scheduler(config, log, folder: Path | None = None):
+    """In the controller: xdist's scheduling by scope, each group of :func:`write_groups` one scope
+    (handed to one worker whole), every other item a scope of its own."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    folder = folder or run_folder(config, "labkit-groups")
+
+    class Grouped(LoadScopeScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # the workers wrote theirs before reporting their collection
+                self.groups = {}
+                for path in sorted(folder.glob("*.json")):
+                    self.groups.update(json.loads(path.read_text(encoding="utf-8")))
+            return self.groups.get(nodeid, nodeid)
+
+    return Grouped(config, log)
 
 
 def slow_first(items, last=lambda item: False) -> None:
