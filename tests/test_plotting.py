@@ -49,7 +49,7 @@ def no_pyplot_leftovers():
 
 
 def test_digit_colors_are_petroff10():
-    """The palette itself; that it stays distinguishable is tests/test_accessibility.py's."""
+    """The palette itself; that it stays distinguishable is the accessibility tests' concern."""
     assert len(plotting.DIGIT_COLORS) == 10 == len(set(plotting.DIGIT_COLORS))
     if "petroff10" in matplotlib.color_sequences:  # matplotlib >= 3.10
         petroff10 = [matplotlib.colors.to_hex(c) for c in matplotlib.color_sequences["petroff10"]]

@@ -8,8 +8,9 @@ marker shape per digit, the second channel of every scatter plot and its legend)
 models' :data:`MODEL_COLORS`, :data:`MODEL_MARKERS` and :data:`MODEL_HATCHES` (curves and grouped bars).
 The colours are written out here (they are matplotlib's since 3.10, and the test checks that they
 match) so that older matplotlib versions draw the same figures.
-``tests/test_accessibility.py`` checks that the ten colours stay apart under simulated
-deuteranopia, protanopia and tritanopia, and that ``tab10`` (the palette before) does not.
+labkit's accessibility tests (kept with the instructor's tests) check that the ten colours stay
+apart under simulated deuteranopia, protanopia and tritanopia, and that ``tab10`` (the palette
+before) does not.
 """
 from __future__ import annotations
 
