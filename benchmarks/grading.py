@@ -273,7 +273,9 @@ def bench_cluster_tls(args) -> list[dict]:
             for k in range(max(1, args.repeat_cluster)):
                 for name, c in clusters.items():
                     out = tmp / f"out-{k}-{name[:3]}"
-                    with mock.patch.object(autograde, "executor_for", plain) if c.tls is None else contextlib.nullcontext():
+                    patch = mock.patch.object(autograde, "executor_for", plain) if c.tls is None \
+                        else contextlib.nullcontext()
+                    with patch:
                         t0 = time.perf_counter()
                         autograde.autograde(subs, solutions=fixture, out=out, options=Options(jobs=1, timeout=30),
                                             log=lambda *_: None, scheduler=c.address, tls=c.tls)

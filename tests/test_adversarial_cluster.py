@@ -184,13 +184,15 @@ def test_the_wire_refuses_what_labkit_did_not_write(tmp_path):
     with pytest.raises(wire.BadResult, match="students it was not given"):
         wire.decode_result(json.dumps({"format": 1, "rows": [["bob", "n", "graded", True]], "log": ""}), {"ann"})
     for data, what in ((liar.tar("/etc/evil"), "outside"), (liar.tar("a/../../evil"), "outside"),
-                       (liar.tar("x", tarfile.LNKTYPE, "/etc/shadow"), "links"), (liar.tar("d", tarfile.CHRTYPE), "links")):
+                       (liar.tar("x", tarfile.LNKTYPE, "/etc/shadow"), "links"),
+                       (liar.tar("d", tarfile.CHRTYPE), "links")):
         with pytest.raises(wire.BadResult, match=what):
             wire.unpack(data, tmp_path / "dest")
         assert not (tmp_path / "dest").exists()
     from labkit.course.grading.records import Row, StudentResult
 
-    back = wire.decode_result(wire.encode_result(StudentResult([Row("ann", "n", "graded", False)], None, "é")), {"ann"})
+    result = StudentResult([Row("ann", "n", "graded", False)], None, "é")
+    back = wire.decode_result(wire.encode_result(result), {"ann"})
     assert back.rows == [Row("ann", "n", "graded", False)] and back.log == "é"
 
 
