@@ -23,14 +23,15 @@ BIN = Path(sys.executable).parent
 class Cluster:
     """A scheduler and workers on 127.0.0.1, as separate processes (each its own process group)."""
 
-    def __init__(self, root: Path, workers: int = 2, tls: bool = True, worker_args: tuple[str, ...] = ()):
+    def __init__(self, root: Path, workers: int = 2, tls: bool = True, worker_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None):
         from labkit.course.grading import certs
 
         self.root, self.procs, self.tmpdirs = root, [], []
         self.file = root / "scheduler.json"
         self.tls = certs.write_certs(root / "certs") if tls else None
         env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3")
+                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="3", **(env or {}))
         self.env = env
         self._start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                      "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.file),

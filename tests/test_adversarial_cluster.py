@@ -17,12 +17,10 @@
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
 import ssl
-import sys
 import tarfile
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import pytest
 pytest.importorskip("distributed", reason="the Dask tests need labkit[cluster] (dask, distributed)")
 
 from dask_cluster import Cluster  # noqa: E402
+from helpers import liar  # noqa: E402
 from helpers.course import SOLUTIONS, Submissions, changed, load_csv, options, read  # noqa: E402
 from labkit.course.grading import certs, cluster, wire  # noqa: E402
 from labkit.course.grading.autograde import autograde  # noqa: E402
@@ -79,7 +78,15 @@ def square(x):
 
 @pytest.fixture(scope="module")
 def tls_cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("tlscluster"))
+    """The module's cluster; its members can import ``liar`` (tests/helpers), and an unpickled
+    ``liar.Evil`` leaves its mark in ``pwned``."""
+    root = tmp_path_factory.mktemp("tlscluster")
+    pwned = root / "pwned"
+    pwned.mkdir()
+    os.chmod(pwned, 0o777)
+    tests = str(Path(liar.__file__).parents[1])
+    c = Cluster(root / "cluster", env={"PYTHONPATH": tests, "LABKIT_TEST_PWNED": str(pwned)})
+    c.pwned = pwned
     try:
         yield c
     finally:
@@ -151,83 +158,21 @@ def test_a_hostile_kernel_cannot_reach_the_cluster(tls_cluster, tmp_path):
 # --------------------------------------------------------------------------- a worker that lies
 
 
-class Evil:
-    """Unpickling it writes ``<folder>/pwned-<pid>`` in whichever process unpickles it."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def __reduce__(self):
-        return (exec, (f"import os; open(os.path.join({self.folder!r}, f'pwned-{{os.getpid()}}'), 'w').close()",))
-
-
-class EvilError(Exception):
-    def __init__(self, folder: str):
-        super().__init__(folder)
-        self.folder = folder
-
-    def __reduce__(self):
-        return Evil(self.folder).__reduce__()
-
-
-def _tar(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.type, info.linkname = kind, link
-        info.size = 4 if kind == tarfile.REGTYPE else 0
-        tar.addfile(info, io.BytesIO(b"evil") if kind == tarfile.REGTYPE else None)
-    return buf.getvalue()
-
-
-def lying_grade_task(index, sub, shared):
-    """A worker taken over: what it sends back depends on the student."""
-    import json as _json
-
-    folder = os.environ["LABKIT_TEST_PWNED"]
-    rows = [[sub.student, "1_squares", "graded", True], [sub.student, "2_lists", "graded", True]]
-    text = _json.dumps({"format": 1, "rows": rows, "log": "lies"})
-    kind = sub.student.split("-")[0]
-    if kind == "pickle":
-        return Evil(folder)
-    if kind == "raise":
-        raise EvilError(folder)
-    if kind == "dotdot":
-        return text, _tar("../../../evil-dotdot.txt")
-    if kind == "link":
-        return text, _tar("gradebook.db", tarfile.SYMTYPE, "/etc/shadow")
-    if kind == "other":
-        return _json.dumps({"format": 1, "rows": [["someone-else", "1_squares", "graded", True]], "log": ""}), None
-    return text, None
-
-
 def test_a_lying_worker_is_refused_and_nothing_runs_here(tls_cluster, tmp_path, monkeypatch):
-    import cloudpickle
-
-    pwned = tmp_path / "pwned"
-    pwned.mkdir()
-    os.chmod(pwned, 0o777)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
-    monkeypatch.setattr(cluster, "grade_task", lying_grade_task)
+    monkeypatch.setattr(cluster, "grade_task", liar.grade_task)  # pickled by name: the workers import liar too
     subs = Submissions(tmp_path / "subs")
     kinds = ("pickle", "raise", "dotdot", "link", "other")
     for kind in kinds:
         subs.add(f"{kind}-x/1_squares.ipynb", read("solution", "1_squares"))
-    # the workers read the marker folder from their environment: give it through a task first
-    with _client(tls_cluster.address, tls_cluster.security()) as client:
-        client.run(os.environ.__setitem__, "LABKIT_TEST_PWNED", str(pwned))
-    try:
-        autograde(subs.folder, solutions=SOLUTIONS, out=tmp_path / "out", options=options(jobs=1),
-                  log=lambda *_: None, scheduler=tls_cluster.address, tls=tls_cluster.tls)
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    autograde(subs.folder, solutions=SOLUTIONS, out=tmp_path / "out", options=options(jobs=1),
+              log=lambda *_: None, scheduler=tls_cluster.address, tls=tls_cluster.tls)
     rows = load_csv(tmp_path / "out" / "grades.csv")
     for kind in kinds:
         status = rows[f"{kind}-x", "1_squares"]["status"]
         assert status.startswith("error:"), (kind, status)
     for kind in ("dotdot", "link", "other"):
         assert "refused" in rows[f"{kind}-x", "1_squares"]["status"], rows[f"{kind}-x", "1_squares"]
-    assert not (pwned / f"pwned-{os.getpid()}").exists()  # never unpickled in the instructor's process
+    assert not (tls_cluster.pwned / f"pwned-{os.getpid()}").exists()  # never unpickled in the instructor's process
     assert not list(Path("/tmp").glob("evil-dotdot.txt")) and not list(tmp_path.rglob("evil-dotdot.txt"))
 
 
@@ -238,14 +183,16 @@ def test_the_wire_refuses_what_labkit_did_not_write(tmp_path):
         wire.decode_result("{no", {"ann"})
     with pytest.raises(wire.BadResult, match="students it was not given"):
         wire.decode_result(json.dumps({"format": 1, "rows": [["bob", "n", "graded", True]], "log": ""}), {"ann"})
-    for data, what in ((_tar("/etc/evil"), "outside"), (_tar("a/../../evil"), "outside"),
-                       (_tar("x", tarfile.LNKTYPE, "/etc/shadow"), "links"), (_tar("d", tarfile.CHRTYPE), "links")):
+    for data, what in ((liar.tar("/etc/evil"), "outside"), (liar.tar("a/../../evil"), "outside"),
+                       (liar.tar("x", tarfile.LNKTYPE, "/etc/shadow"), "links"),
+                       (liar.tar("d", tarfile.CHRTYPE), "links")):
         with pytest.raises(wire.BadResult, match=what):
             wire.unpack(data, tmp_path / "dest")
         assert not (tmp_path / "dest").exists()
     from labkit.course.grading.records import Row, StudentResult
 
-    back = wire.decode_result(wire.encode_result(StudentResult([Row("ann", "n", "graded", False)], None, "é")), {"ann"})
+    result = StudentResult([Row("ann", "n", "graded", False)], None, "é")
+    back = wire.decode_result(wire.encode_result(result), {"ann"})
     assert back.rows == [Row("ann", "n", "graded", False)] and back.log == "é"
 
 

@@ -47,3 +47,20 @@ def test_missing_mnist_names_the_flag_on_the_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("labkit: MNIST is not in") and "(the folder from --data-dir) and --no-download" in err
     assert "3. pass that folder directly: --data-dir /path/to/data." in err and "root=" not in err
+
+
+def test_cluster_certs_writes_a_private_folder_once(tmp_path, capsys):
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+
+    folder = tmp_path / "certs"
+    assert cli.main(["cluster-certs", str(folder)]) == 0
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {
+        f"{n}.pem": "0o600" for n in ("ca", "scheduler", "worker", "client", "scheduler-key", "worker-key", "client-key")}
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    for role in ("scheduler", "worker", "client"):  # signed by the run's CA
+        cert = x509.load_pem_x509_certificate((folder / f"{role}.pem").read_bytes())
+        cert.verify_directly_issued_by(ca)
+    assert cli.main(["cluster-certs", str(folder)]) == 2  # never overwritten
+    assert "not empty" in capsys.readouterr().err

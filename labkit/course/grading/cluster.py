@@ -327,6 +327,9 @@ class _Tasks:
         sub = self.subs[i]
         folder = self.run.dir / "courses" / str(i)
         try:
+            if f.status == "error":  # what the task raised is not read: it would come as a pickle
+                raise GradingError("the task failed on its worker (labkit reads no error a worker sends: "
+                                   "see the worker's log)")
             result, course = wire.decode_task(f.result(), sub.student)
             if course is not None:
                 unpack(course, folder)

@@ -6,7 +6,7 @@ course folder travels beside it as the bytes of a tar, :func:`pack`), :func:`unp
 tar checked before anything is extracted (regular files and folders only, relative paths
 without ``..``, a size cap), :class:`BadResult` (what a result that is none of these raises)
 and :func:`refusing_pickles`, the client side's guard: while it holds, Dask's own unpickling
-in this process (the errors a worker sends, ``__Pickled__`` frames) raises instead.
+in this process (the errors a worker sends, ``__Pickled__`` frames, a value's type) is refused.
 """
 from __future__ import annotations
 
@@ -127,30 +127,61 @@ def unpack(data: bytes, dest: Path) -> None:
 # --------------------------------------------------------------------------- the client's guard
 
 _GUARD = threading.Lock()
-_held: list = [0, []]  # how many guards hold; what they replaced: (module, name, Dask's own function)
-# Dask's unpickling on a client, as distributed 2024-2026 spells it: ``protocol.pickle.loads`` (errors a
-# worker sent, ``__Pickled__`` frames, pickle-serialized values) and the name ``client.loads`` (the type
-# of each finished task's value, ``Client.run``'s errors). The "warn" topic is unsubscribed by the client.
-_UNPICKLERS = (("distributed.protocol.pickle", "loads"), ("distributed.client", "loads"))
+_held: list = [0, []]  # how many guards hold; what they replaced: (module, name, Dask's own)
+# Where Dask unpickles on a client, as distributed 2024-2026 spells it. Inside a message being read
+# (a ``__Pickled__`` frame: distributed.protocol.core's ``pickle``; a value serialized by any family but
+# msgpack, which the scheduler's stream accepts whatever the client's deserializers:
+# distributed.protocol.serialize's ``deserialize``) the value becomes None, so that the message, and the
+# connection, survive (a worker's error then reads as none); elsewhere (distributed.protocol.pickle.loads,
+# through distributed.core.clean_exception; the type of each finished task and Client.run's errors:
+# distributed.client.loads) loading raises. The "warn" topic is unsubscribed by the client.
+_RAISING = (("distributed.protocol.pickle", "loads"), ("distributed.client", "loads"))
 
 
 def _refuse(*_args, **_kwargs):
     raise PickleRefused("labkit refuses to unpickle what comes from the cluster")
 
 
-@contextlib.contextmanager
-def refusing_pickles():
-    """While it holds, Dask's unpickling in this process (:data:`_UNPICKLERS`) raises
-    :class:`PickleRefused`. Dask then shows a worker's error as a plain ``Exception`` holding
-    the bytes, and a finished task's type as unknown."""
+def _msgpack_only(real):
+    def deserialize(header, frames, deserializers=None):
+        if "is-collection" not in header and header.get("serializer") != "msgpack":
+            return None
+        return real(header, frames, deserializers=deserializers)  # a collection's items come back here
+
+    return deserialize
+
+
+class _NoPickle:
+    """Dask's pickle module as a message reader sees it, its ``loads`` giving None."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def loads(*_args, **_kwargs):
+        return None
+
+
+def _replace(module_name: str, name: str, value) -> None:
     import importlib
 
+    module = importlib.import_module(module_name)
+    _held[1].append((module, name, getattr(module, name)))
+    setattr(module, name, value(getattr(module, name)))
+
+
+@contextlib.contextmanager
+def refusing_pickles():
+    """While it holds, Dask unpickles nothing in this process (see the comment above)."""
     with _GUARD:
         if _held[0] == 0:
-            for module_name, name in _UNPICKLERS:
-                module = importlib.import_module(module_name)
-                _held[1].append((module, name, getattr(module, name)))
-                setattr(module, name, _refuse)
+            _replace("distributed.protocol.core", "pickle", _NoPickle)
+            _replace("distributed.protocol.serialize", "deserialize", _msgpack_only)
+            for module_name, name in _RAISING:
+                _replace(module_name, name, lambda _fn: _refuse)
         _held[0] += 1
     try:
         yield
