@@ -9,6 +9,11 @@ late student's submission and runs again (``late``), then grades the late studen
 without a course (``alone``); the two take turns (benchmarks/run.py's ``side_by_side``) and the
 ratio of their medians is printed, with the grades of the late student checked equal.
 Everything runs in this process, as the tests do (one ``nbgrader generate_assignment`` per run).
+
+Figures of 2026-12-04 (2 shared cores, other work running; medians of 3 turns): the fixture
+assignment, late 20.3 s against alone 31.1 s, ratio 0.65 (the term reuses its template: no
+``generate_assignment``); the lab's solutions (``--lab``), late 162.8 s against alone 88.3 s, ratio
+1.84 (each run also rewrites the whole class's feedback pages; not yet broken down).
 """
 from __future__ import annotations
 
