@@ -34,6 +34,7 @@ from labkit.course.grading.gradebook import SANITIZE, build_class_course
 from labkit.course.grading.kept import submission_record
 from labkit.course.grading.records import StudentResult
 from labkit.course.grading.sanitize import sanitize_notebook
+from labkit.course.grading.seen import OUTPUTS_DIR
 from labkit.course.intake.repair import nbgrader_meta
 from labkit.course.intake.submissions import Submission, read_submission
 from labkit.course.nbgrader import write_course_config
@@ -43,9 +44,9 @@ LOCK = "labkit-term.lock"
 TEMPLATE = "labkit-template"   # the term's template course: every student is graded from its gradebook ids
 LOGS = "labkit-logs"           # each student's last grading log
 MARKS = "labkit-marks.json"    # the marking page's record (labkit mark): entries set to re-mark here
-# a student's folders in the class course, replaced at each commit ("labkit-outputs": what the student saw, the
-# marking page's; grading.seen.OUTPUTS_DIR where that module is)
-PARTS = ("submitted", "autograded", "labkit-outputs")
+# a student's folders in the class course, replaced at each commit (OUTPUTS_DIR: what the student saw, for the
+# marking page)
+PARTS = ("submitted", "autograded", OUTPUTS_DIR)
 
 
 def _sha(data: bytes) -> str:
