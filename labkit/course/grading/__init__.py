@@ -26,10 +26,10 @@ May import: ``labkit.course.intake``, ``labkit.course.sandbox``, ``labkit.course
 ``labkit.course.nbgrader``, ``labkit.course.paths``, ``labkit.errors``. Nothing imports
 ``grading`` but the command line (``labkit.cli``) and the rooms that build on a graded class.
 
-Room for what comes next: the class's persistent course (graded across the term, regraded
-after the formgrader) belongs here, beside ``gradebook`` and ``kept``. The marking web page for written
-answers (``labkit mark``) gets its own subpackage, ``labkit.course.marking``, and the students'
-feedback pages and the class report theirs, ``labkit.course.report``: both read what grading
-wrote (the class course, grades.csv) and may import ``grading``; ``grading`` never imports them at
-the top (``autograde`` and ``kept`` import ``report.write_reports`` where they call it).
+The term's class course (``--course``: ``term``, ``termbook``, ``termout``) lives here, beside
+``gradebook`` and ``kept``. The marking page for written answers (``labkit mark``) is
+``labkit.course.marking``, the students' feedback pages and the class report
+``labkit.course.report``: both read what grading wrote (the class course, grades.csv) and may import
+``grading``; ``grading`` never imports them at the top (``autograde``, ``kept`` and ``termout``
+import ``report.write_reports`` where they call it).
 """
