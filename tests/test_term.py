@@ -269,7 +269,7 @@ def test_the_late_student_through_a_dask_cluster_with_two_workers(first, fresh, 
     _write_final(tmp_path / "subs")
     cluster = Cluster(tmp_path / "cluster", workers=2)
     try:
-        lines = _run(tmp_path / "subs", tmp_path / "out", course, scheduler=cluster.address)
+        lines = _run(tmp_path / "subs", tmp_path / "out", course, scheduler=cluster.address, tls=cluster.tls)
     finally:
         cluster.close()
     assert _graded(lines) == ["bob", "dave"]
