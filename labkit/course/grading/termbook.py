@@ -13,6 +13,7 @@ nbgrader keys every row with a UUID; the term keeps one template gradebook for t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -34,6 +35,25 @@ def _connect(db: Path) -> sqlite3.Connection:
     con = sqlite3.connect(db, timeout=60, isolation_level=None)  # transactions explicit: BEGIN ... COMMIT
     con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (student TEXT PRIMARY KEY, entry TEXT NOT NULL)")
     return con
+
+
+@contextlib.contextmanager
+def _transaction(db: Path, attach: dict[str, Path]):
+    """A connection to ``db`` with ``attach`` (schema name -> database) attached, inside one
+    ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back when it raises."""
+    con = _connect(db)
+    try:
+        for name, path in attach.items():  # not inside a transaction
+            con.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+        con.execute("BEGIN IMMEDIATE")
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
 
 
 def entries(db: Path) -> dict[str, dict]:
@@ -91,11 +111,7 @@ def commit_student(db: Path, student: str, source: Path | None, entry: dict) -> 
     "notebook/grade_id" -> sha256 of the answer graded), in one transaction. A hand grade or comment
     on an answer that is unchanged is put back; on a changed one it is set aside in
     ``entry["to_remark"]`` (kept, not counted). Returns the hand grades set aside by this commit."""
-    con = _connect(db)
-    try:
-        if source is not None:
-            con.execute("ATTACH DATABASE ? AS s", (str(source),))  # not inside a transaction
-        con.execute("BEGIN IMMEDIATE")
+    with _transaction(db, {"s": source} if source is not None else {}) as con:
         old = {s: json.loads(e) for s, e in con.execute(f"SELECT student, entry FROM {TABLE} WHERE student = ?",
                                                           (student,))}.get(student, {})
         hand = _hand_grades(con, student)
@@ -110,14 +126,7 @@ def commit_student(db: Path, student: str, source: Path | None, entry: dict) -> 
                 con.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM s.{table}")
             _put_back(con, student, keep)
         con.execute(f"INSERT OR REPLACE INTO {TABLE} (student, entry) VALUES (?, ?)", (student, json.dumps(entry)))
-        con.execute("COMMIT")
         return aside
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
 
 
 _KEYS = {  # table -> the SQL of (id, what names it) in a schema
@@ -137,10 +146,7 @@ def refresh_template(db: Path, template_db: Path) -> None:
     """Give ``template_db`` (a template regenerated after the solutions changed; nbgrader gave its
     cells new ids) the class's ids, then copy its assignment's rows (new test sources and points)
     over the class's. GradingError when a cell was added, removed or renamed."""
-    con = _connect(db)
-    try:
-        con.execute("ATTACH DATABASE ? AS t", (str(template_db),))
-        con.execute("BEGIN IMMEDIATE")
+    with _transaction(db, {"t": template_db}) as con:
         for table, sql in _KEYS.items():
             old = {key: i for i, key in con.execute(sql.format(s="main"))}
             new = {key: i for i, key in con.execute(sql.format(s="t"))}
@@ -154,10 +160,3 @@ def refresh_template(db: Path, template_db: Path) -> None:
                     con.execute(f"UPDATE t.{ref_table} SET {column} = ? WHERE {column} = ?", (old[key], i))
         for table in TEMPLATE_TABLES:
             con.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM t.{table}")
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
