@@ -161,7 +161,7 @@ def own_work(namespace: dict, name: str) -> Iterator[None]:
 
     Patches the public functions and classes of ``REFERENCE_MODULES`` (and the model classes'
     methods ``fit``, ``encode``, ...), and every global of ``namespace`` (the notebook's
-    ``globals()``) that is one of them, e.g. ``kl_term = kl_to_standard_normal``. ``name``, the
+    ``globals()``) that is one of them, e.g. ``kl_term = kl_to_standard_normal_logvar``. ``name``, the
     function under test, goes into the message. Compute the expected values outside the block.
     """
     saved: list[tuple[Any, str, Any, bool]] = []  # (owner, attribute, old value, was a dict key)

@@ -48,17 +48,17 @@ def test_shape_and_type_messages():
 
 
 def test_own_work_trips_on_reference_calls_and_restores_everything():
-    namespace = {"kl_term": labkit.models.vae.kl_to_standard_normal, "PCA": PCA, "other": math.sqrt}
+    namespace = {"kl_term": labkit.models.vae.kl_to_standard_normal_logvar, "PCA": PCA, "other": math.sqrt}
     fit_method = PCA.fit
     with checks.own_work(namespace, "kl_term"):
-        with pytest.raises(checks.ReferenceCallError, match="labkit's reference kl_to_standard_normal"):
+        with pytest.raises(checks.ReferenceCallError, match="labkit's reference kl_to_standard_normal_logvar"):
             namespace["kl_term"](torch.zeros(1, 2), torch.zeros(1, 2))
         with pytest.raises(checks.ReferenceCallError, match="PCA"):
             labkit.models.PCA(2)
         with pytest.raises(checks.ReferenceCallError, match="PCA.fit"):
             PCA.fit(object(), torch.zeros(3, 2))
         assert namespace["other"] is math.sqrt
-    assert namespace["kl_term"] is labkit.models.vae.kl_to_standard_normal
+    assert namespace["kl_term"] is labkit.models.vae.kl_to_standard_normal_logvar
     assert labkit.models.PCA is PCA and PCA.fit is fit_method
     assert torch.allclose(namespace["kl_term"](torch.zeros(1, 2), torch.zeros(1, 2)), torch.zeros(1))
 
@@ -79,7 +79,7 @@ def test_own_work_leaves_the_networks_a_notebook_hands_out_callable():
 
 def test_substitute_rebinds_for_the_block_and_lets_a_wrapped_reference_run_inside_own_work():
     namespace = {"kl_term": lambda m, lv: -1}
-    reference = labkit.models.kl_to_standard_normal  # taken before own_work swaps it out
+    reference = labkit.models.kl_to_standard_normal_logvar  # taken before own_work swaps it out
     with checks.own_work(namespace, "vae_cost"), checks.substitute(namespace, kl_term=reference, extra=len):
         assert torch.allclose(namespace["kl_term"](torch.zeros(1, 2), torch.zeros(1, 2)), torch.zeros(1))
         assert namespace["extra"]([1, 2]) == 2

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from labkit.models import PCA, VAE, NonlinearModel, kl_to_standard_normal
+from labkit.models import PCA, VAE, NonlinearModel, kl_to_standard_normal_logvar
 from labkit.train import fit
 
 D, M = 5, 2
@@ -25,7 +25,7 @@ def test_kl_equals_torch_distributions():
     mean, logvar = torch.randn(20, 3, generator=g), 2 * torch.randn(20, 3, generator=g)
     q = Independent(Normal(mean, (0.5 * logvar).exp()), 1)
     p = Independent(Normal(torch.zeros(3), torch.ones(3)), 1)
-    got = kl_to_standard_normal(mean, logvar)
+    got = kl_to_standard_normal_logvar(mean, logvar)
     assert got.shape == (20,)
     torch.testing.assert_close(got, kl_divergence(q, p))
 

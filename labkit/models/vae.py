@@ -47,7 +47,7 @@ from torch.nn import functional as F
 from labkit.models.init import global_rng_kept, init_generator, reset_linear_layers
 from labkit.models.prior import sample_prior
 
-__all__ = ["VAE", "kl_to_standard_normal", "gaussian_log_likelihood", "decoder_network"]
+__all__ = ["VAE", "kl_to_standard_normal_logvar", "gaussian_log_likelihood", "decoder_network"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -57,8 +57,11 @@ def decoder_network(latent_dim: int, hidden: int, data_dim: int) -> nn.Sequentia
     return nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim), nn.Sigmoid())
 
 
-def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL[N(mean, diag(exp(logvar))) || N(0, I)] per row: mean, logvar (N, M) -> (N,).  (Question 3.5)"""
+def kl_to_standard_normal_logvar(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL[N(mean, diag(exp(logvar))) || N(0, I)] per row: mean, logvar (N, M) -> (N,).  (Question 3.5)
+
+    From the log-variances, as the VAE's encoder gives them; 0_preparation's
+    ``kl_to_standard_normal(mean, var)`` takes the variances themselves."""
     return 0.5 * (logvar.exp() + mean.pow(2) - 1 - logvar).sum(-1)
 
 
@@ -116,7 +119,7 @@ class VAE(nn.Module):
         """The ELBO of every row of X (N, D), one reparameterised sample: (N,) nats."""
         mean, logvar = self.encode(X)
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-        return gaussian_log_likelihood(X, self.decode(z), self.log_sigma2) - kl_to_standard_normal(mean, logvar)
+        return gaussian_log_likelihood(X, self.decode(z), self.log_sigma2) - kl_to_standard_normal_logvar(mean, logvar)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """-mean ELBO over the batch x (B, D): a scalar in nats per image."""

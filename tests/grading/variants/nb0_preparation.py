@@ -190,7 +190,7 @@ def kl_to_standard_normal(mean, var):
             "labkit's KL with log var": '''
 import labkit.models.vae
 def kl_to_standard_normal(mean, var):
-    return labkit.models.vae.kl_to_standard_normal(mean, torch.log(var))
+    return labkit.models.vae.kl_to_standard_normal_logvar(mean, torch.log(var))
 ''',
         },
     },

@@ -169,9 +169,9 @@ def kl_term(mean, logvar):
 ''',
         },
         "reference": {
-            "labkit's kl_to_standard_normal": '''
+            "labkit's kl_to_standard_normal_logvar": '''
 import labkit.models.vae
-kl_term = labkit.models.vae.kl_to_standard_normal
+kl_term = labkit.models.vae.kl_to_standard_normal_logvar
 ''',
         },
     },
