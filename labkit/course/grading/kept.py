@@ -27,6 +27,9 @@ from labkit.errors import OptionError
 
 ROWS_FILE = "labkit-rows.json"          # each row's status
 STUDENTS_FILE = "labkit-students.json"  # who each student is, for summary.csv and the import files
+# the marking page's record of the written answers (labkit.course.marking.store writes it; the term's
+# course flags entries to re-mark, the feedback pages and the class report read it)
+MARKS_FILE = "labkit-marks.json"
 SUBMISSION_FIELDS = ("student", "source", "problem", "ignored", "name", "platform_id", "late", "attention", "missing")
 
 

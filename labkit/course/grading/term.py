@@ -31,7 +31,7 @@ from pathlib import Path
 from labkit.course.grading import assignment, termbook
 from labkit.course.grading.assignment import Template
 from labkit.course.grading.gradebook import SANITIZE, build_class_course
-from labkit.course.grading.kept import submission_record
+from labkit.course.grading.kept import MARKS_FILE, submission_record
 from labkit.course.grading.records import StudentResult
 from labkit.course.grading.sanitize import sanitize_notebook
 from labkit.course.grading.seen import OUTPUTS_DIR
@@ -43,7 +43,6 @@ from labkit.errors import GradingError, OptionError
 LOCK = "labkit-term.lock"
 TEMPLATE = "labkit-template"   # the term's template course: every student is graded from its gradebook ids
 LOGS = "labkit-logs"           # each student's last grading log
-MARKS = "labkit-marks.json"    # the marking page's record (labkit mark): entries set to re-mark here
 # a student's folders in the class course, replaced at each commit (OUTPUTS_DIR: what the student saw, for the
 # marking page)
 PARTS = ("submitted", "autograded", OUTPUTS_DIR)
@@ -257,7 +256,7 @@ class Term:
 
     def _mark_to_remark(self, student: str, aside: dict[str, dict]) -> None:
         """``to_remark: true`` on the marking page's entries of the answers set aside."""
-        path = self.course / MARKS
+        path = self.course / MARKS_FILE
         if not path.is_file():
             return
         record = json.loads(path.read_text())

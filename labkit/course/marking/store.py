@@ -25,9 +25,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from labkit.course.grading.kept import MARKS_FILE
 from labkit.errors import OptionError
 
-MARKS_FILE = "labkit-marks.json"
 FORMAT = 1
 _LOCK = threading.Lock()
 

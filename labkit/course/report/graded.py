@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit.course.grading.assignment import template_from_course
+from labkit.course.grading.kept import MARKS_FILE
 from labkit.course.nbgrader import COURSE_ID
-
-MARKS_FILE = "labkit-marks.json"
+from labkit.course.rubric import rubric_for
 
 
 @dataclass
@@ -82,11 +82,7 @@ def marks_of(course: Path) -> dict[str, dict]:
 
 
 def rubric_of(course: Path, assignment: str) -> dict:
-    """The rubric of each written question (``labkit.course.rubric``, when that module exists)."""
-    try:
-        from labkit.course.rubric import rubric_for
-    except ImportError:
-        return {}
+    """The rubric of each written question (``labkit.course.rubric``)."""
     try:
         return rubric_for(course / "source" / assignment)
     except Exception:  # noqa: BLE001 - a rubric that cannot be read shows item ids only
